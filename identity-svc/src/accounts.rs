@@ -1,0 +1,243 @@
+//! The account use cases: register, log in, deactivate, reactivate.
+//!
+//! Each change of state is one transaction that locks the account row,
+//! checks the transition, writes the new state and its audit event, and —
+//! before committing — raises the session floor in Redis. If Redis refuses,
+//! nothing commits; if the commit fails after Redis accepted, the worst case
+//! is a user asked to log in again.
+
+use platform::{
+    auth::{Caller, Role, SessionFloors, TokenSigner},
+    clock::Clock,
+};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::{
+    db,
+    domain::{
+        Account, AccountEvent, DeactivationReason, Email, EventKind, Password, PasswordHasher,
+    },
+    error::Error,
+};
+
+/// A successful login.
+#[derive(Debug)]
+pub struct Session {
+    pub access_token: String,
+    pub expires_in: u32,
+    pub account: Account,
+}
+
+#[derive(Clone, Debug)]
+pub struct Accounts {
+    pub(crate) pool: PgPool,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) signer: TokenSigner,
+    pub(crate) floors: SessionFloors,
+    pub(crate) clock: Clock,
+}
+
+impl Accounts {
+    pub async fn register(&self, email: &str, password: String) -> Result<Account, Error> {
+        let email = Email::parse(email).map_err(|message| Error::invalid("email", message))?;
+        let password = Password::parse(password, &email)
+            .map_err(|message| Error::invalid("password", message))?;
+        self.create(&email, &password, Role::User).await
+    }
+
+    async fn create(
+        &self,
+        email: &Email,
+        password: &Password,
+        role: Role,
+    ) -> Result<Account, Error> {
+        let hash = self.hasher.hash(password).await?;
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let account = match db::users::insert(&mut tx, email, &hash, role, now).await {
+            Ok(account) => account,
+            Err(err) if is_unique_violation(&err) => return Err(Error::EmailTaken),
+            Err(err) => return Err(err.into()),
+        };
+        let data = json!({ "role": if role == Role::Admin { "admin" } else { "user" } });
+        db::events::record(
+            &mut tx,
+            account.id,
+            EventKind::Registered,
+            data,
+            Some(account.id),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %account.id, "account registered");
+        Ok(account)
+    }
+
+    /// Creates the first admin of a fresh install, unless the email exists.
+    pub async fn ensure_admin(&self, email: &str, password: String) -> anyhow::Result<()> {
+        let email = Email::parse(email)
+            .map_err(|message| anyhow::anyhow!("bootstrap admin email: {message}"))?;
+        let password = Password::parse(password, &email)
+            .map_err(|message| anyhow::anyhow!("bootstrap admin password: {message}"))?;
+        let existing = db::users::find_by_email(&mut *self.pool.acquire().await?, &email).await?;
+        if existing.is_some() {
+            tracing::info!("bootstrap admin already exists");
+            return Ok(());
+        }
+        match self.create(&email, &password, Role::Admin).await {
+            Ok(account) => tracing::info!(user_id = %account.id, "bootstrap admin created"),
+            // Another replica created it at the same moment.
+            Err(Error::EmailTaken) => {}
+            Err(err) => return Err(anyhow::anyhow!("cannot create the bootstrap admin: {err}")),
+        }
+        Ok(())
+    }
+
+    /// Unknown email, malformed email and wrong password answer the same,
+    /// after the same argon2 work. Only the right password of an inactive
+    /// account learns that the account is inactive.
+    pub async fn login(&self, email: &str, password: &str) -> Result<Session, Error> {
+        if email.trim().is_empty() {
+            return Err(Error::invalid("email", "email is required"));
+        }
+        if password.is_empty() {
+            return Err(Error::invalid("password", "password is required"));
+        }
+        let account = match Email::parse(email) {
+            Ok(email) => db::users::find_by_email(&mut *self.pool.acquire().await?, &email).await?,
+            Err(_) => None,
+        };
+        let stored = account
+            .as_ref()
+            .map(|account| account.password_hash.as_str());
+        if !self.hasher.verify(password, stored).await? {
+            return Err(Error::InvalidCredentials);
+        }
+        let account = account.ok_or(Error::InvalidCredentials)?;
+        if !account.is_active {
+            let self_service = account
+                .deactivation_reason
+                .is_some_and(DeactivationReason::allows_self_reactivation);
+            return Err(Error::AccountInactive { self_service });
+        }
+        let access_token = self
+            .signer
+            .sign(account.id, account.roles(), account.state_version)?;
+        Ok(Session {
+            access_token,
+            expires_in: u32::try_from(self.signer.ttl().as_secs()).unwrap_or(u32::MAX),
+            account,
+        })
+    }
+
+    pub async fn me(&self, caller: &Caller) -> Result<Account, Error> {
+        db::users::find(&mut *self.pool.acquire().await?, caller.user_id)
+            .await?
+            .ok_or(Error::UserNotFound)
+    }
+
+    /// Deactivates `target` (default: the caller). Another account, or a
+    /// reason other than `self`, needs the admin role.
+    pub async fn deactivate(
+        &self,
+        caller: &Caller,
+        target: Option<Uuid>,
+        reason: Option<DeactivationReason>,
+        comment: Option<String>,
+    ) -> Result<Account, Error> {
+        let target = target.unwrap_or(caller.user_id);
+        caller.require_self_or_admin(target)?;
+        let reason = reason.unwrap_or(DeactivationReason::SelfService);
+        if reason != DeactivationReason::SelfService {
+            caller.require_admin()?;
+        }
+        let comment = comment
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty());
+        if comment
+            .as_ref()
+            .is_some_and(|text| text.chars().count() > 1000)
+        {
+            return Err(Error::invalid(
+                "comment",
+                "comment must be at most 1000 characters",
+            ));
+        }
+
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let account = db::users::lock(&mut tx, target)
+            .await?
+            .ok_or(Error::UserNotFound)?;
+        if !account.is_active {
+            return Err(Error::AlreadyInactive);
+        }
+        let account =
+            db::users::deactivate(&mut tx, target, reason, comment.as_deref(), now).await?;
+        let data = json!({ "reason": reason.as_str(), "comment": comment });
+        db::events::record(
+            &mut tx,
+            target,
+            EventKind::Deactivated,
+            data,
+            Some(caller.user_id),
+            now,
+        )
+        .await?;
+        self.floors.raise(target, account.state_version).await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %target, reason = reason.as_str(), "account deactivated");
+        Ok(account)
+    }
+
+    /// Admin only: brings a deactivated account back, whatever the reason.
+    pub async fn admin_reactivate(
+        &self,
+        caller: &Caller,
+        target: Uuid,
+        note: Option<String>,
+    ) -> Result<Account, Error> {
+        caller.require_admin()?;
+        let note = note
+            .map(|text| text.trim().to_owned())
+            .filter(|text| !text.is_empty());
+        let now = self.clock.now();
+        let mut tx = self.pool.begin().await?;
+        let account = db::users::lock(&mut tx, target)
+            .await?
+            .ok_or(Error::UserNotFound)?;
+        if account.is_active {
+            return Err(Error::AlreadyActive);
+        }
+        let previous_reason = account.deactivation_reason.map(DeactivationReason::as_str);
+        let account = db::users::reactivate(&mut tx, target, now).await?;
+        let data = json!({ "via": "admin", "note": note, "previous_reason": previous_reason });
+        db::events::record(
+            &mut tx,
+            target,
+            EventKind::Reactivated,
+            data,
+            Some(caller.user_id),
+            now,
+        )
+        .await?;
+        self.floors.raise(target, account.state_version).await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %target, admin_id = %caller.user_id, "account reactivated by admin");
+        Ok(account)
+    }
+
+    /// Admin only: the audit trail of one account.
+    pub async fn events(&self, caller: &Caller, target: Uuid) -> Result<Vec<AccountEvent>, Error> {
+        caller.require_admin()?;
+        Ok(db::events::list(&mut *self.pool.acquire().await?, target).await?)
+    }
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
+}

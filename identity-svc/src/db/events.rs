@@ -1,0 +1,71 @@
+//! The `account_events` table: the audit trail of every account.
+
+use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{AccountEvent, EventKind};
+
+/// Appends an event, stamped with the trace id of the current request.
+#[tracing::instrument(skip(connection, data))]
+pub async fn record(
+    connection: &mut PgConnection,
+    user_id: Uuid,
+    kind: EventKind,
+    data: serde_json::Value,
+    actor_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO account_events (id, user_id, event_type, data, actor_id, trace_id, occurred_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(Uuid::now_v7())
+    .bind(user_id)
+    .bind(kind.as_str())
+    .bind(data)
+    .bind(actor_id)
+    .bind(platform::telemetry::current_trace_id())
+    .bind(now)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    user_id: Uuid,
+    event_type: String,
+    data: serde_json::Value,
+    actor_id: Option<Uuid>,
+    trace_id: Option<String>,
+    occurred_at: DateTime<Utc>,
+}
+
+/// Every event of one account, oldest first.
+#[tracing::instrument(skip(connection))]
+pub async fn list(
+    connection: &mut PgConnection,
+    user_id: Uuid,
+) -> Result<Vec<AccountEvent>, sqlx::Error> {
+    let rows = sqlx::query_as::<_, Row>(
+        "SELECT id, user_id, event_type, data, actor_id, trace_id, occurred_at \
+         FROM account_events WHERE user_id = $1 ORDER BY occurred_at, id",
+    )
+    .bind(user_id)
+    .fetch_all(connection)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| AccountEvent {
+            id: row.id,
+            user_id: row.user_id,
+            event_type: row.event_type,
+            data: row.data,
+            actor_id: row.actor_id,
+            trace_id: row.trace_id,
+            occurred_at: row.occurred_at,
+        })
+        .collect())
+}

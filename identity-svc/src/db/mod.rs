@@ -1,0 +1,5 @@
+//! Storage of accounts and their events. Functions take a connection or a
+//! transaction; the caller decides what commits together.
+
+pub mod events;
+pub mod users;

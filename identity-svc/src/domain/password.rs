@@ -1,0 +1,182 @@
+//! Passwords: the policy a new password must meet, and argon2id hashing.
+//!
+//! The policy follows NIST SP 800-63B: a minimum length and nothing else to
+//! memorise (no composition rules), a maximum that stops hash-flooding, and
+//! a refusal of passwords that merely repeat the email. Hashing uses argon2id
+//! with OWASP's parameters (m = 19 MiB, t = 2, p = 1); it is CPU-bound, so it
+//! runs on the blocking pool, at most one hash per core at a time, which
+//! keeps memory bounded and leaves the async workers free.
+
+use std::sync::Arc;
+
+use argon2::{Algorithm, Argon2, Params, Version, password_hash::phc::PasswordHash};
+use tokio::sync::Semaphore;
+use tracing::Instrument as _;
+
+use super::Email;
+
+pub const MIN_LENGTH: usize = 10;
+pub const MAX_LENGTH: usize = 128;
+
+/// A password that meets the policy. Never printed.
+pub struct Password(String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+impl Password {
+    pub fn parse(raw: String, email: &Email) -> Result<Self, String> {
+        let length = raw.chars().count();
+        if length < MIN_LENGTH {
+            return Err(format!(
+                "password must be at least {MIN_LENGTH} characters long"
+            ));
+        }
+        if length > MAX_LENGTH {
+            return Err(format!(
+                "password must be at most {MAX_LENGTH} characters long"
+            ));
+        }
+        if raw.trim().is_empty() || raw.chars().all(|c| Some(c) == raw.chars().next()) {
+            return Err("password must not be one repeated character".into());
+        }
+        let lowered = raw.to_lowercase();
+        let local = email.as_str().split('@').next().unwrap_or_default();
+        if lowered == email.as_str() || (local.len() >= 4 && lowered.contains(local)) {
+            return Err("password must not contain your email address".into());
+        }
+        Ok(Self(raw))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Hashes and verifies passwords with argon2id on the blocking pool.
+#[derive(Clone, Debug)]
+pub struct PasswordHasher {
+    permits: Arc<Semaphore>,
+    /// A hash of a random password, verified against when the email is
+    /// unknown so that "no such account" costs the same time as "wrong
+    /// password".
+    decoy: Arc<str>,
+}
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).expect("OWASP argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+impl PasswordHasher {
+    /// A hasher running at most `concurrency` hashes at once.
+    pub async fn new(concurrency: usize) -> anyhow::Result<Self> {
+        let mut hasher = Self {
+            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            decoy: Arc::from(""),
+        };
+        let random: [u8; 16] = rand::random();
+        let decoy = hasher.hash_raw(hex(&random)).await?;
+        hasher.decoy = Arc::from(decoy);
+        Ok(hasher)
+    }
+
+    /// The PHC string of `password` (`$argon2id$v=19$m=19456,t=2,p=1$…`).
+    pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
+        self.hash_raw(password.expose().to_owned()).await
+    }
+
+    async fn hash_raw(&self, password: String) -> anyhow::Result<String> {
+        use argon2::PasswordHasher as _;
+        self.blocking(move || {
+            argon2()
+                .hash_password(password.as_bytes())
+                .map(|hash| hash.to_string())
+                .map_err(|err| anyhow::anyhow!("argon2 hashing failed: {err}"))
+        })
+        .await
+    }
+
+    /// Whether `candidate` matches `stored`; with `stored = None` the decoy
+    /// hash is checked instead and the answer is always `false`.
+    pub async fn verify(&self, candidate: &str, stored: Option<&str>) -> anyhow::Result<bool> {
+        use argon2::PasswordVerifier as _;
+        let known = stored.is_some();
+        let stored = stored.map_or_else(|| self.decoy.to_string(), str::to_owned);
+        let candidate = candidate.to_owned();
+        let matches = self
+            .blocking(move || {
+                let parsed = PasswordHash::new(&stored)
+                    .map_err(|err| anyhow::anyhow!("stored hash is malformed: {err}"))?;
+                Ok(argon2()
+                    .verify_password(candidate.as_bytes(), &parsed)
+                    .is_ok())
+            })
+            .await?;
+        Ok(known && matches)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let _permit = self.permits.acquire().await?;
+        let span = tracing::info_span!("argon2id");
+        tokio::task::spawn_blocking(move || span.in_scope(work))
+            .in_current_span()
+            .await?
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn email() -> Email {
+        Email::parse("grace.hopper@example.com").unwrap()
+    }
+
+    #[test]
+    fn the_policy_refuses_short_long_repeated_and_email_passwords() {
+        assert!(Password::parse("short".into(), &email()).is_err());
+        assert!(Password::parse("x".repeat(129), &email()).is_err());
+        assert!(Password::parse("aaaaaaaaaaaa".into(), &email()).is_err());
+        assert!(Password::parse("grace.hopper@example.com".into(), &email()).is_err());
+        assert!(Password::parse("my-grace.hopper-pw".into(), &email()).is_err());
+        assert!(Password::parse("correct horse battery".into(), &email()).is_ok());
+    }
+
+    #[test]
+    fn a_password_never_prints() {
+        let password = Password::parse("correct horse battery".into(), &email()).unwrap();
+        assert!(!format!("{password:?}").contains("horse"));
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_its_password_and_nothing_else() {
+        let hasher = PasswordHasher::new(2).await.unwrap();
+        let password = Password::parse("correct horse battery".into(), &email()).unwrap();
+        let hash = hasher.hash(&password).await.unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(
+            hasher
+                .verify("correct horse battery", Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !hasher
+                .verify("correct horse battery!", Some(&hash))
+                .await
+                .unwrap()
+        );
+        assert!(!hasher.verify("correct horse battery", None).await.unwrap());
+    }
+}

@@ -1,0 +1,185 @@
+//! The `reactivation.identity.v1.IdentityService` gRPC surface: converts
+//! requests into domain calls once at the edge, authenticates callers, and
+//! converts results back.
+
+use platform::{
+    auth::{Authenticator, Caller, Role},
+    wire,
+};
+use proto::identity::v1 as pb;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{
+    accounts::Accounts,
+    domain::{Account, AccountEvent, DeactivationReason},
+    error::Error,
+};
+
+#[derive(Clone, Debug)]
+pub struct IdentityService {
+    pub(crate) accounts: Accounts,
+    pub(crate) authenticator: Authenticator,
+}
+
+impl IdentityService {
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        self.authenticator.authenticate(request.metadata()).await
+    }
+}
+
+fn parse_user_id(raw: &str) -> Result<Uuid, Error> {
+    Uuid::parse_str(raw.trim()).map_err(|_| Error::invalid("user_id", "user_id must be a UUID"))
+}
+
+fn optional_text(raw: String) -> Option<String> {
+    Some(raw).filter(|text| !text.trim().is_empty())
+}
+
+fn reason_from_wire(raw: i32) -> Result<Option<DeactivationReason>, Error> {
+    use pb::DeactivationReason as Wire;
+    match Wire::try_from(raw) {
+        Ok(Wire::Unspecified) => Ok(None),
+        Ok(Wire::Self_) => Ok(Some(DeactivationReason::SelfService)),
+        Ok(Wire::Admin) => Ok(Some(DeactivationReason::Admin)),
+        Ok(Wire::Nonpayment) => Ok(Some(DeactivationReason::Nonpayment)),
+        Ok(Wire::Fraud) => Ok(Some(DeactivationReason::Fraud)),
+        Err(_) => Err(Error::invalid("reason", "unknown deactivation reason")),
+    }
+}
+
+fn reason_to_wire(reason: Option<DeactivationReason>) -> pb::DeactivationReason {
+    match reason {
+        None => pb::DeactivationReason::Unspecified,
+        Some(DeactivationReason::SelfService) => pb::DeactivationReason::Self_,
+        Some(DeactivationReason::Admin) => pb::DeactivationReason::Admin,
+        Some(DeactivationReason::Nonpayment) => pb::DeactivationReason::Nonpayment,
+        Some(DeactivationReason::Fraud) => pb::DeactivationReason::Fraud,
+    }
+}
+
+impl From<Account> for pb::User {
+    fn from(account: Account) -> Self {
+        let role = match account.role {
+            Role::Admin => pb::Role::Admin,
+            Role::User => pb::Role::User,
+        };
+        Self {
+            id: account.id.to_string(),
+            email: account.email,
+            role: role.into(),
+            is_active: account.is_active,
+            created_at: Some(wire::timestamp(account.created_at)),
+            deactivated_at: wire::optional_timestamp(account.deactivated_at),
+            deactivation_reason: reason_to_wire(account.deactivation_reason).into(),
+            reactivated_at: wire::optional_timestamp(account.reactivated_at),
+            reactivation_count: u32::try_from(account.reactivation_count).unwrap_or_default(),
+            last_cancellation_reason: account.last_cancellation_reason.unwrap_or_default(),
+        }
+    }
+}
+
+impl From<AccountEvent> for pb::AccountEvent {
+    fn from(event: AccountEvent) -> Self {
+        Self {
+            id: event.id.to_string(),
+            user_id: event.user_id.to_string(),
+            event_type: event.event_type,
+            data_json: event.data.to_string(),
+            trace_id: event.trace_id.unwrap_or_default(),
+            actor_id: event.actor_id.map(|id| id.to_string()).unwrap_or_default(),
+            occurred_at: Some(wire::timestamp(event.occurred_at)),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::identity_service_server::IdentityService for IdentityService {
+    #[tracing::instrument(skip_all)]
+    async fn register(
+        &self,
+        request: Request<pb::RegisterRequest>,
+    ) -> Result<Response<pb::RegisterResponse>, Status> {
+        let pb::RegisterRequest { email, password } = request.into_inner();
+        let account = self.accounts.register(&email, password).await?;
+        Ok(Response::new(pb::RegisterResponse {
+            user: Some(account.into()),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn login(
+        &self,
+        request: Request<pb::LoginRequest>,
+    ) -> Result<Response<pb::LoginResponse>, Status> {
+        let pb::LoginRequest { email, password } = request.into_inner();
+        let session = self.accounts.login(&email, &password).await?;
+        Ok(Response::new(pb::LoginResponse {
+            access_token: session.access_token,
+            token_type: "Bearer".into(),
+            expires_in: session.expires_in,
+            user: Some(session.account.into()),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn get_me(
+        &self,
+        request: Request<pb::GetMeRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let caller = self.caller(&request).await?;
+        Ok(Response::new(self.accounts.me(&caller).await?.into()))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn deactivate_user(
+        &self,
+        request: Request<pb::DeactivateUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let caller = self.caller(&request).await?;
+        let pb::DeactivateUserRequest {
+            user_id,
+            reason,
+            comment,
+        } = request.into_inner();
+        let target = if user_id.trim().is_empty() {
+            None
+        } else {
+            Some(parse_user_id(&user_id)?)
+        };
+        let reason = reason_from_wire(reason)?;
+        let account = self
+            .accounts
+            .deactivate(&caller, target, reason, optional_text(comment))
+            .await?;
+        Ok(Response::new(account.into()))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn admin_reactivate_user(
+        &self,
+        request: Request<pb::AdminReactivateUserRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let caller = self.caller(&request).await?;
+        let pb::AdminReactivateUserRequest { user_id, note } = request.into_inner();
+        let target = parse_user_id(&user_id)?;
+        let account = self
+            .accounts
+            .admin_reactivate(&caller, target, optional_text(note))
+            .await?;
+        Ok(Response::new(account.into()))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn list_account_events(
+        &self,
+        request: Request<pb::ListAccountEventsRequest>,
+    ) -> Result<Response<pb::ListAccountEventsResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let target = parse_user_id(&request.get_ref().user_id)?;
+        let events = self.accounts.events(&caller, target).await?;
+        Ok(Response::new(pb::ListAccountEventsResponse {
+            events: events.into_iter().map(Into::into).collect(),
+        }))
+    }
+}

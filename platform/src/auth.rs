@@ -1,0 +1,319 @@
+//! Access tokens: identity-svc signs them, everyone else verifies them.
+//!
+//! Tokens are short-lived EdDSA (Ed25519) JWTs, so a service holding only
+//! the public key can check them but never mint one. A token carries the
+//! account's state version (`sv`); when an account is deactivated identity
+//! raises that account's *session floor* in Redis, and every verifier refuses
+//! a token below the floor — sessions end at once everywhere, not when their
+//! tokens expire.
+
+use std::{sync::Arc, time::Duration};
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use tonic::{Code, Status};
+use uuid::Uuid;
+
+use crate::{config::Secret, error::Refusal, kv::Kv};
+
+const ISSUER: &str = "reactivation-identity";
+const AUDIENCE: &str = "reactivation";
+
+/// What a caller may do beyond their own data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    User,
+    Admin,
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub roles: Vec<Role>,
+    /// The account's state version when the token was issued.
+    pub sv: i64,
+    pub iat: i64,
+    pub exp: i64,
+    pub iss: String,
+    pub aud: String,
+    pub jti: Uuid,
+}
+
+/// An Ed25519 key pair in PEM (PKCS#8 private, SPKI public), as operators
+/// create them with `openssl genpkey -algorithm ed25519`.
+#[derive(Debug, Clone)]
+pub struct KeyPair {
+    pub private_pem: Secret<String>,
+    pub public_pem: String,
+}
+
+impl KeyPair {
+    /// A fresh random key pair, for development and tests.
+    pub fn generate() -> Self {
+        let seed: [u8; 32] = rand::random();
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes();
+        // Fixed DER headers of an Ed25519 PKCS#8 private key and SPKI public key.
+        const PRIVATE_PREFIX: [u8; 16] = [
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        const PUBLIC_PREFIX: [u8; 12] = [
+            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+        ];
+        let pem = |label: &str, prefix: &[u8], key: &[u8]| {
+            let der = [prefix, key].concat();
+            let body = base64::engine::general_purpose::STANDARD.encode(der);
+            format!("-----BEGIN {label}-----\n{body}\n-----END {label}-----\n")
+        };
+        Self {
+            private_pem: Secret::new(pem("PRIVATE KEY", &PRIVATE_PREFIX, &seed)),
+            public_pem: pem("PUBLIC KEY", &PUBLIC_PREFIX, &public),
+        }
+    }
+}
+
+/// Signs access tokens (identity-svc only).
+#[derive(Clone)]
+pub struct TokenSigner {
+    key: Arc<EncodingKey>,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for TokenSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSigner")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenSigner {
+    pub fn from_pem(private_pem: &Secret<String>, ttl: Duration) -> anyhow::Result<Self> {
+        let key = EncodingKey::from_ed_pem(private_pem.expose().as_bytes()).map_err(|err| {
+            anyhow::anyhow!("JWT private key is not an Ed25519 PKCS#8 PEM: {err}")
+        })?;
+        Ok(Self {
+            key: Arc::new(key),
+            ttl,
+        })
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    pub fn sign(
+        &self,
+        user_id: Uuid,
+        roles: Vec<Role>,
+        state_version: i64,
+    ) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: user_id,
+            roles,
+            sv: state_version,
+            iat: now,
+            exp: now + self.ttl.as_secs() as i64,
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            jti: Uuid::new_v4(),
+        };
+        Ok(jsonwebtoken::encode(
+            &Header::new(Algorithm::EdDSA),
+            &claims,
+            &self.key,
+        )?)
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user_id: Uuid,
+    pub roles: Vec<Role>,
+    /// The bearer token itself, to forward on calls made on the caller's behalf.
+    pub token: Secret<String>,
+}
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.roles.contains(&Role::Admin)
+    }
+
+    /// Refuses unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), Refusal> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                Code::PermissionDenied,
+                "ADMIN_REQUIRED",
+                "This action requires the admin role.",
+            ))
+        }
+    }
+
+    /// Refuses unless the caller is `user_id` or an admin.
+    pub fn require_self_or_admin(&self, user_id: Uuid) -> Result<(), Refusal> {
+        if self.user_id == user_id || self.is_admin() {
+            Ok(())
+        } else {
+            Err(Refusal::new(
+                Code::PermissionDenied,
+                "NOT_YOUR_ACCOUNT",
+                "You can only act on your own account.",
+            ))
+        }
+    }
+}
+
+/// Where session floors live; identity raises them, verifiers read them.
+#[derive(Clone, Debug)]
+pub struct SessionFloors {
+    kv: Kv,
+    /// How long a floor must be remembered: at least the lifetime of the
+    /// longest token it could have to refuse.
+    retention: Duration,
+}
+
+impl SessionFloors {
+    pub fn new(kv: Kv, token_ttl: Duration) -> Self {
+        Self {
+            kv,
+            retention: token_ttl * 2,
+        }
+    }
+
+    fn key(&self, user_id: Uuid) -> String {
+        self.kv.key(&["session-floor", &user_id.to_string()])
+    }
+
+    /// Tokens of `user_id` issued for a state version below `version` are
+    /// refused from now on.
+    pub async fn raise(&self, user_id: Uuid, version: i64) -> anyhow::Result<()> {
+        let mut connection = self.kv.connection();
+        let retention = self.retention.as_secs().max(1);
+        let () = connection
+            .set_ex(self.key(user_id), version, retention)
+            .await?;
+        Ok(())
+    }
+
+    async fn floor(&self, user_id: Uuid) -> anyhow::Result<Option<i64>> {
+        let mut connection = self.kv.connection();
+        Ok(connection.get(self.key(user_id)).await?)
+    }
+}
+
+/// Verifies bearer tokens: signature, expiry, issuer, audience, and the
+/// session floor. Cheap to clone.
+#[derive(Clone)]
+pub struct Authenticator {
+    key: Arc<DecodingKey>,
+    validation: Arc<Validation>,
+    floors: SessionFloors,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
+}
+
+impl Authenticator {
+    pub fn from_pem(public_pem: &str, floors: SessionFloors) -> anyhow::Result<Self> {
+        let key = DecodingKey::from_ed_pem(public_pem.as_bytes())
+            .map_err(|err| anyhow::anyhow!("JWT public key is not an Ed25519 SPKI PEM: {err}"))?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub", "iss", "aud"]);
+        validation.leeway = 5;
+        Ok(Self {
+            key: Arc::new(key),
+            validation: Arc::new(validation),
+            floors,
+        })
+    }
+
+    /// The caller of a gRPC request, from its `authorization: Bearer …` metadata.
+    pub async fn authenticate(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<Caller, Status> {
+        let header = metadata
+            .get("authorization")
+            .and_then(|value| value.to_str().ok());
+        self.authenticate_header(header).await
+    }
+
+    /// The caller behind an `Authorization` header value.
+    pub async fn authenticate_header(&self, header: Option<&str>) -> Result<Caller, Status> {
+        let token = header
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| invalid_token("A bearer access token is required."))?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|_| {
+                invalid_token("The access token is invalid or has expired. Please log in again.")
+            })?
+            .claims;
+        let floor = self.floors.floor(claims.sub).await.map_err(|err| {
+            tracing::error!(error = format!("{err:#}"), "session floor lookup failed");
+            Status::unavailable("Cannot verify the session right now; try again.")
+        })?;
+        if floor.is_some_and(|floor| claims.sv < floor) {
+            return Err(Refusal::new(
+                Code::Unauthenticated,
+                "SESSION_REVOKED",
+                "This session has ended. Please log in again.",
+            )
+            .into());
+        }
+        Ok(Caller {
+            user_id: claims.sub,
+            roles: claims.roles,
+            token: Secret::new(token.to_owned()),
+        })
+    }
+}
+
+fn invalid_token(message: &str) -> Status {
+    Refusal::new(Code::Unauthenticated, "TOKEN_INVALID", message).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_pair_signs_what_its_public_half_verifies() {
+        let pair = KeyPair::generate();
+        let signer = TokenSigner::from_pem(&pair.private_pem, Duration::from_secs(60)).unwrap();
+        let token = signer.sign(Uuid::new_v4(), vec![Role::User], 3).unwrap();
+        let key = DecodingKey::from_ed_pem(pair.public_pem.as_bytes()).unwrap();
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_audience(&[AUDIENCE]);
+        let claims = jsonwebtoken::decode::<Claims>(&token, &key, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(claims.sv, 3);
+        assert_eq!(claims.roles, vec![Role::User]);
+
+        let other = KeyPair::generate();
+        let wrong = DecodingKey::from_ed_pem(other.public_pem.as_bytes()).unwrap();
+        assert!(jsonwebtoken::decode::<Claims>(&token, &wrong, &validation).is_err());
+    }
+}

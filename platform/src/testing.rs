@@ -1,0 +1,182 @@
+//! Test support: every test gets a database and a Redis key space of its own.
+//!
+//! Real servers are used: `DATABASE_URL` names a Postgres server (any
+//! database on it; each test creates `test_<uuid>`, migrates it and drops it
+//! afterwards) and `REDIS_URL` a Redis server (each test works under its own
+//! key prefix, deleted afterwards). When they are unset the tests say so and
+//! stop: no Docker engine runs on the development machines, so containers
+//! cannot stand in for them here.
+
+use std::sync::{Arc, Mutex};
+
+use opentelemetry_sdk::{
+    error::OTelSdkResult,
+    trace::{SpanData, SpanExporter},
+};
+use sqlx::migrate::Migrator;
+
+use crate::{config::Secret, db, kv::Kv};
+
+fn server_variable(name: &'static str) -> Secret<String> {
+    crate::config::optional(name)
+        .map(Secret::new)
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is not set: tests need a real server (see README, \"Running the tests\"); \
+             e.g. {name}={}",
+                match name {
+                    "DATABASE_URL" => "postgres://postgres@127.0.0.1:5432/postgres",
+                    _ => "redis://127.0.0.1:6379",
+                }
+            )
+        })
+}
+
+/// The Postgres server the tests run against.
+pub fn database_server_url() -> Secret<String> {
+    server_variable("DATABASE_URL")
+}
+
+/// The Redis server the tests run against.
+pub fn redis_url() -> Secret<String> {
+    server_variable("REDIS_URL")
+}
+
+/// A freshly created, migrated database, dropped when this value is dropped.
+#[derive(Debug)]
+pub struct TestDatabase {
+    pub url: Secret<String>,
+    name: String,
+    server: Secret<String>,
+}
+
+impl TestDatabase {
+    pub async fn create(migrator: &Migrator) -> Self {
+        let server = database_server_url();
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        db::ensure_database(&server, &name)
+            .await
+            .expect("create test database");
+        let url = db::database_url(&server, &name);
+        let pool = db::connect(&url, 2)
+            .await
+            .expect("connect to test database");
+        db::migrate(&pool, migrator)
+            .await
+            .expect("migrate test database");
+        pool.close().await;
+        Self { url, name, server }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let server = self.server.clone();
+        let statement = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
+        // Drop runs inside the test's runtime, which must not block on
+        // itself: clean up from a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                use sqlx::Connection as _;
+                let mut connection = sqlx::PgConnection::connect(server.expose()).await?;
+                // The name is generated above, never user input.
+                sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut connection)
+                    .await?;
+                anyhow::Ok(())
+            })
+        })
+        .join();
+    }
+}
+
+/// A Redis key prefix of this test's own; its keys are deleted on drop.
+#[derive(Debug)]
+pub struct TestKeySpace {
+    pub url: Secret<String>,
+    pub prefix: String,
+}
+
+impl TestKeySpace {
+    pub fn new() -> Self {
+        Self {
+            url: redis_url(),
+            prefix: format!("test:{}:", uuid::Uuid::new_v4().simple()),
+        }
+    }
+
+    pub async fn connect(&self) -> Kv {
+        Kv::connect(&self.url, &self.prefix)
+            .await
+            .expect("connect to Redis")
+    }
+
+    /// Every key and its value under this test's prefix.
+    pub async fn entries(&self) -> Vec<(String, String)> {
+        let kv = self.connect().await;
+        let mut connection = kv.connection();
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(&mut connection)
+            .await
+            .expect("list keys");
+        let mut entries = Vec::new();
+        for key in keys {
+            let value: redis::Value = redis::cmd("DUMP")
+                .arg(&key)
+                .query_async(&mut connection)
+                .await
+                .expect("dump");
+            entries.push((key, format!("{value:?}")));
+        }
+        entries
+    }
+}
+
+impl Default for TestKeySpace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TestKeySpace {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let pattern = format!("{}*", self.prefix);
+        let _ = std::thread::spawn(move || {
+            let client = redis::Client::open(url.expose().as_str())?;
+            let mut connection = client.get_connection()?;
+            let keys: Vec<String> = redis::cmd("KEYS").arg(&pattern).query(&mut connection)?;
+            if !keys.is_empty() {
+                let () = redis::cmd("DEL").arg(keys).query(&mut connection)?;
+            }
+            anyhow::Ok(())
+        })
+        .join();
+    }
+}
+
+/// Collects finished spans in memory, for tests that assert on traces.
+#[derive(Debug, Clone, Default)]
+pub struct SpanCollector {
+    spans: Arc<Mutex<Vec<SpanData>>>,
+}
+
+impl SpanCollector {
+    pub fn spans(&self) -> Vec<SpanData> {
+        self.spans.lock().expect("span collector poisoned").clone()
+    }
+}
+
+impl SpanExporter for SpanCollector {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        self.spans
+            .lock()
+            .expect("span collector poisoned")
+            .extend(batch);
+        Ok(())
+    }
+}
