@@ -16,9 +16,7 @@ use uuid::Uuid;
 
 use crate::{
     db,
-    domain::{
-        Account, AccountEvent, DeactivationReason, Email, EventKind, Password, PasswordHasher,
-    },
+    domain::{Account, AccountEvent, DeactivationReason, Email, EventKind, Password, PasswordHasher},
     error::Error,
 };
 
@@ -42,17 +40,11 @@ pub struct Accounts {
 impl Accounts {
     pub async fn register(&self, email: &str, password: String) -> Result<Account, Error> {
         let email = Email::parse(email).map_err(|message| Error::invalid("email", message))?;
-        let password = Password::parse(password, &email)
-            .map_err(|message| Error::invalid("password", message))?;
+        let password = Password::parse(password, &email).map_err(|message| Error::invalid("password", message))?;
         self.create(&email, &password, Role::User).await
     }
 
-    async fn create(
-        &self,
-        email: &Email,
-        password: &Password,
-        role: Role,
-    ) -> Result<Account, Error> {
+    async fn create(&self, email: &Email, password: &Password, role: Role) -> Result<Account, Error> {
         let hash = self.hasher.hash(password).await?;
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
@@ -62,15 +54,7 @@ impl Accounts {
             Err(err) => return Err(err.into()),
         };
         let data = json!({ "role": if role == Role::Admin { "admin" } else { "user" } });
-        db::events::record(
-            &mut tx,
-            account.id,
-            EventKind::Registered,
-            data,
-            Some(account.id),
-            now,
-        )
-        .await?;
+        db::events::record(&mut tx, account.id, EventKind::Registered, data, Some(account.id), now).await?;
         tx.commit().await?;
         tracing::info!(user_id = %account.id, "account registered");
         Ok(account)
@@ -78,8 +62,7 @@ impl Accounts {
 
     /// Creates the first admin of a fresh install, unless the email exists.
     pub async fn ensure_admin(&self, email: &str, password: String) -> anyhow::Result<()> {
-        let email = Email::parse(email)
-            .map_err(|message| anyhow::anyhow!("bootstrap admin email: {message}"))?;
+        let email = Email::parse(email).map_err(|message| anyhow::anyhow!("bootstrap admin email: {message}"))?;
         let password = Password::parse(password, &email)
             .map_err(|message| anyhow::anyhow!("bootstrap admin password: {message}"))?;
         let existing = db::users::find_by_email(&mut *self.pool.acquire().await?, &email).await?;
@@ -110,9 +93,7 @@ impl Accounts {
             Ok(email) => db::users::find_by_email(&mut *self.pool.acquire().await?, &email).await?,
             Err(_) => None,
         };
-        let stored = account
-            .as_ref()
-            .map(|account| account.password_hash.as_str());
+        let stored = account.as_ref().map(|account| account.password_hash.as_str());
         if !self.hasher.verify(password, stored).await? {
             return Err(Error::InvalidCredentials);
         }
@@ -123,9 +104,7 @@ impl Accounts {
                 .is_some_and(DeactivationReason::allows_self_reactivation);
             return Err(Error::AccountInactive { self_service });
         }
-        let access_token = self
-            .signer
-            .sign(account.id, account.roles(), account.state_version)?;
+        let access_token = self.signer.sign(account.id, account.roles(), account.state_version)?;
         Ok(Session {
             access_token,
             expires_in: u32::try_from(self.signer.ttl().as_secs()).unwrap_or(u32::MAX),
@@ -157,36 +136,19 @@ impl Accounts {
         let comment = comment
             .map(|text| text.trim().to_owned())
             .filter(|text| !text.is_empty());
-        if comment
-            .as_ref()
-            .is_some_and(|text| text.chars().count() > 1000)
-        {
-            return Err(Error::invalid(
-                "comment",
-                "comment must be at most 1000 characters",
-            ));
+        if comment.as_ref().is_some_and(|text| text.chars().count() > 1000) {
+            return Err(Error::invalid("comment", "comment must be at most 1000 characters"));
         }
 
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        let account = db::users::lock(&mut tx, target)
-            .await?
-            .ok_or(Error::UserNotFound)?;
+        let account = db::users::lock(&mut tx, target).await?.ok_or(Error::UserNotFound)?;
         if !account.is_active {
             return Err(Error::AlreadyInactive);
         }
-        let account =
-            db::users::deactivate(&mut tx, target, reason, comment.as_deref(), now).await?;
+        let account = db::users::deactivate(&mut tx, target, reason, comment.as_deref(), now).await?;
         let data = json!({ "reason": reason.as_str(), "comment": comment });
-        db::events::record(
-            &mut tx,
-            target,
-            EventKind::Deactivated,
-            data,
-            Some(caller.user_id),
-            now,
-        )
-        .await?;
+        db::events::record(&mut tx, target, EventKind::Deactivated, data, Some(caller.user_id), now).await?;
         self.floors.raise(target, account.state_version).await?;
         tx.commit().await?;
         tracing::info!(user_id = %target, reason = reason.as_str(), "account deactivated");
@@ -201,29 +163,17 @@ impl Accounts {
         note: Option<String>,
     ) -> Result<Account, Error> {
         caller.require_admin()?;
-        let note = note
-            .map(|text| text.trim().to_owned())
-            .filter(|text| !text.is_empty());
+        let note = note.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty());
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        let account = db::users::lock(&mut tx, target)
-            .await?
-            .ok_or(Error::UserNotFound)?;
+        let account = db::users::lock(&mut tx, target).await?.ok_or(Error::UserNotFound)?;
         if account.is_active {
             return Err(Error::AlreadyActive);
         }
         let previous_reason = account.deactivation_reason.map(DeactivationReason::as_str);
         let account = db::users::reactivate(&mut tx, target, now).await?;
         let data = json!({ "via": "admin", "note": note, "previous_reason": previous_reason });
-        db::events::record(
-            &mut tx,
-            target,
-            EventKind::Reactivated,
-            data,
-            Some(caller.user_id),
-            now,
-        )
-        .await?;
+        db::events::record(&mut tx, target, EventKind::Reactivated, data, Some(caller.user_id), now).await?;
         self.floors.raise(target, account.state_version).await?;
         tx.commit().await?;
         tracing::info!(user_id = %target, admin_id = %caller.user_id, "account reactivated by admin");
@@ -238,6 +188,5 @@ impl Accounts {
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
-    err.as_database_error()
-        .is_some_and(|db| db.is_unique_violation())
+    err.as_database_error().is_some_and(|db| db.is_unique_violation())
 }

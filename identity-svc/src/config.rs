@@ -28,10 +28,7 @@ impl Config {
         Ok(Self {
             service: ServiceConfig::from_env(DEFAULT_PORT)?,
             jwt_private_key: config::secret("JWT_PRIVATE_KEY")?,
-            password_hash_concurrency: config::parsed_or(
-                "PASSWORD_HASH_CONCURRENCY",
-                default_concurrency(),
-            )?,
+            password_hash_concurrency: config::parsed_or("PASSWORD_HASH_CONCURRENCY", default_concurrency())?,
             bootstrap_admin,
         })
     }

@@ -5,17 +5,13 @@ use platform::error::Refusal;
 use tonic::{Code, Status};
 
 /// The message an inactive account sees at login (seed 000).
-pub const ACCOUNT_INACTIVE_MESSAGE: &str =
-    "Your account is inactive. Would you like to reactivate it?";
+pub const ACCOUNT_INACTIVE_MESSAGE: &str = "Your account is inactive. Would you like to reactivate it?";
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// INVALID_ARGUMENT, reason `INVALID_FIELD`; `field` names the culprit.
     #[error("{field}: {message}")]
-    InvalidField {
-        field: &'static str,
-        message: String,
-    },
+    InvalidField { field: &'static str, message: String },
     /// UNAUTHENTICATED, reason `INVALID_CREDENTIALS`: unknown email and wrong
     /// password are deliberately the same answer.
     #[error("invalid credentials")]
@@ -73,20 +69,16 @@ impl From<Error> for Status {
                 "INVALID_CREDENTIALS",
                 "Invalid email or password.",
             ),
-            Error::AccountInactive { self_service } => Refusal::new(
-                Code::FailedPrecondition,
-                "ACCOUNT_INACTIVE",
-                ACCOUNT_INACTIVE_MESSAGE,
-            )
-            .with("self_service_reactivation", self_service.to_string()),
+            Error::AccountInactive { self_service } => {
+                Refusal::new(Code::FailedPrecondition, "ACCOUNT_INACTIVE", ACCOUNT_INACTIVE_MESSAGE)
+                    .with("self_service_reactivation", self_service.to_string())
+            }
             Error::EmailTaken => Refusal::new(
                 Code::AlreadyExists,
                 "EMAIL_TAKEN",
                 "An account with this email already exists.",
             ),
-            Error::UserNotFound => {
-                Refusal::new(Code::NotFound, "USER_NOT_FOUND", "User not found.")
-            }
+            Error::UserNotFound => Refusal::new(Code::NotFound, "USER_NOT_FOUND", "User not found."),
             Error::AlreadyInactive => Refusal::new(
                 Code::FailedPrecondition,
                 "ACCOUNT_ALREADY_INACTIVE",

@@ -47,28 +47,19 @@ impl Application {
     /// As [`Application::build`], with "now" taken from `clock` (tests pin it).
     pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
         let service_config = &config.service;
-        let pool = platform::db::connect(
-            &service_config.database_url,
-            service_config.database_max_connections,
-        )
-        .await?;
+        let pool = platform::db::connect(&service_config.database_url, service_config.database_max_connections).await?;
         platform::db::migrate(&pool, &MIGRATOR).await?;
         let kv = Kv::connect(&service_config.redis_url, &service_config.redis_key_prefix).await?;
         let floors = SessionFloors::new(kv, service_config.access_token_ttl);
         let accounts = Accounts {
             pool: pool.clone(),
             hasher: PasswordHasher::new(config.password_hash_concurrency).await?,
-            signer: TokenSigner::from_pem(
-                &config.jwt_private_key,
-                service_config.access_token_ttl,
-            )?,
+            signer: TokenSigner::from_pem(&config.jwt_private_key, service_config.access_token_ttl)?,
             floors: floors.clone(),
             clock,
         };
         if let Some((email, password)) = &config.bootstrap_admin {
-            accounts
-                .ensure_admin(email, password.expose().clone())
-                .await?;
+            accounts.ensure_admin(email, password.expose().clone()).await?;
         }
         let authenticator = Authenticator::from_pem(&service_config.jwt_public_key, floors)?;
         let listener = TcpListener::bind(service_config.listen_addr).await?;
@@ -84,9 +75,7 @@ impl Application {
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     /// Serves until `shutdown` triggers, drains in-flight calls, then closes

@@ -55,17 +55,12 @@ impl KeyPair {
     /// A fresh random key pair, for development and tests.
     pub fn generate() -> Self {
         let seed: [u8; 32] = rand::random();
-        let public = ed25519_dalek::SigningKey::from_bytes(&seed)
-            .verifying_key()
-            .to_bytes();
+        let public = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
         // Fixed DER headers of an Ed25519 PKCS#8 private key and SPKI public key.
         const PRIVATE_PREFIX: [u8; 16] = [
-            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
-            0x04, 0x20,
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20,
         ];
-        const PUBLIC_PREFIX: [u8; 12] = [
-            0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
-        ];
+        const PUBLIC_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
         let pem = |label: &str, prefix: &[u8], key: &[u8]| {
             let der = [prefix, key].concat();
             let body = base64::engine::general_purpose::STANDARD.encode(der);
@@ -95,9 +90,8 @@ impl std::fmt::Debug for TokenSigner {
 
 impl TokenSigner {
     pub fn from_pem(private_pem: &Secret<String>, ttl: Duration) -> anyhow::Result<Self> {
-        let key = EncodingKey::from_ed_pem(private_pem.expose().as_bytes()).map_err(|err| {
-            anyhow::anyhow!("JWT private key is not an Ed25519 PKCS#8 PEM: {err}")
-        })?;
+        let key = EncodingKey::from_ed_pem(private_pem.expose().as_bytes())
+            .map_err(|err| anyhow::anyhow!("JWT private key is not an Ed25519 PKCS#8 PEM: {err}"))?;
         Ok(Self {
             key: Arc::new(key),
             ttl,
@@ -108,12 +102,7 @@ impl TokenSigner {
         self.ttl
     }
 
-    pub fn sign(
-        &self,
-        user_id: Uuid,
-        roles: Vec<Role>,
-        state_version: i64,
-    ) -> anyhow::Result<String> {
+    pub fn sign(&self, user_id: Uuid, roles: Vec<Role>, state_version: i64) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: user_id,
@@ -200,9 +189,7 @@ impl SessionFloors {
     pub async fn raise(&self, user_id: Uuid, version: i64) -> anyhow::Result<()> {
         let mut connection = self.kv.connection();
         let retention = self.retention.as_secs().max(1);
-        let () = connection
-            .set_ex(self.key(user_id), version, retention)
-            .await?;
+        let () = connection.set_ex(self.key(user_id), version, retention).await?;
         Ok(())
     }
 
@@ -244,31 +231,20 @@ impl Authenticator {
     }
 
     /// The caller of a gRPC request, from its `authorization: Bearer …` metadata.
-    pub async fn authenticate(
-        &self,
-        metadata: &tonic::metadata::MetadataMap,
-    ) -> Result<Caller, Status> {
-        let header = metadata
-            .get("authorization")
-            .and_then(|value| value.to_str().ok());
+    pub async fn authenticate(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Caller, Status> {
+        let header = metadata.get("authorization").and_then(|value| value.to_str().ok());
         self.authenticate_header(header).await
     }
 
     /// The caller behind an `Authorization` header value.
     pub async fn authenticate_header(&self, header: Option<&str>) -> Result<Caller, Status> {
         let token = header
-            .and_then(|value| {
-                value
-                    .strip_prefix("Bearer ")
-                    .or_else(|| value.strip_prefix("bearer "))
-            })
+            .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or_else(|| invalid_token("A bearer access token is required."))?;
         let claims = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
-            .map_err(|_| {
-                invalid_token("The access token is invalid or has expired. Please log in again.")
-            })?
+            .map_err(|_| invalid_token("The access token is invalid or has expired. Please log in again."))?
             .claims;
         let floor = self.floors.floor(claims.sub).await.map_err(|err| {
             tracing::error!(error = format!("{err:#}"), "session floor lookup failed");

@@ -32,10 +32,7 @@ impl Clock {
 
     /// Moves a manual clock forward; a system clock cannot be moved.
     pub fn advance(&self, by: Duration) {
-        let at = self
-            .manual
-            .as_ref()
-            .expect("only a manual clock can be moved");
+        let at = self.manual.as_ref().expect("only a manual clock can be moved");
         *at.lock().expect("clock poisoned") += by;
     }
 }

@@ -57,9 +57,7 @@ pub enum ConfigError {
 
 /// The variable's value, or `None` when unset or empty.
 pub fn optional(name: &'static str) -> Option<String> {
-    std::env::var(name)
-        .ok()
-        .filter(|value| !value.trim().is_empty())
+    std::env::var(name).ok().filter(|value| !value.trim().is_empty())
 }
 
 /// The variable's value; an error naming it when unset.
@@ -75,13 +73,10 @@ where
 {
     match optional(name) {
         None => Ok(default),
-        Some(raw) => raw
-            .trim()
-            .parse()
-            .map_err(|err: T::Err| ConfigError::Invalid {
-                name,
-                reason: err.to_string(),
-            }),
+        Some(raw) => raw.trim().parse().map_err(|err: T::Err| ConfigError::Invalid {
+            name,
+            reason: err.to_string(),
+        }),
     }
 }
 
@@ -133,13 +128,9 @@ impl ServiceConfig {
             database_url: secret("DATABASE_URL")?,
             database_max_connections: parsed_or("DATABASE_MAX_CONNECTIONS", 10)?,
             redis_url: secret("REDIS_URL")?,
-            redis_key_prefix: optional("REDIS_KEY_PREFIX")
-                .unwrap_or_else(|| "reactivation:".into()),
+            redis_key_prefix: optional("REDIS_KEY_PREFIX").unwrap_or_else(|| "reactivation:".into()),
             jwt_public_key: required("JWT_PUBLIC_KEY")?,
-            access_token_ttl: std::time::Duration::from_secs(parsed_or(
-                "ACCESS_TOKEN_TTL_SECS",
-                900,
-            )?),
+            access_token_ttl: std::time::Duration::from_secs(parsed_or("ACCESS_TOKEN_TTL_SECS", 900)?),
             drain_delay: std::time::Duration::from_secs(parsed_or("SHUTDOWN_DRAIN_DELAY_SECS", 0)?),
         })
     }

@@ -34,11 +34,10 @@ pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
 pub async fn ensure_database(server_url: &Secret<String>, name: &str) -> anyhow::Result<()> {
     use sqlx::Connection as _;
     let mut connection = sqlx::PgConnection::connect(server_url.expose()).await?;
-    let exists: bool =
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(name)
-            .fetch_one(&mut connection)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(name)
+        .fetch_one(&mut connection)
+        .await?;
     if !exists {
         let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
         if let Err(err) = sqlx::query(sqlx::AssertSqlSafe(statement))
@@ -93,9 +92,6 @@ mod tests {
             "postgres://postgres@127.0.0.1:5432/identity?sslmode=disable"
         );
         let bare = Secret::from("postgres://u:p@db:5432");
-        assert_eq!(
-            database_url(&bare, "x").expose(),
-            "postgres://u:p@db:5432/x"
-        );
+        assert_eq!(database_url(&bare, "x").expose(), "postgres://u:p@db:5432/x");
     }
 }

@@ -49,8 +49,7 @@ impl Refusal {
 
 impl From<Refusal> for Status {
     fn from(refusal: Refusal) -> Self {
-        let mut details =
-            ErrorDetails::with_error_info(refusal.reason, ERROR_DOMAIN, refusal.metadata.clone());
+        let mut details = ErrorDetails::with_error_info(refusal.reason, ERROR_DOMAIN, refusal.metadata.clone());
         if let Some(field) = refusal.metadata.get("field") {
             details.add_bad_request_violation(field.clone(), refusal.message.clone());
         }
@@ -80,10 +79,7 @@ mod tests {
         assert_eq!(status.code(), Code::InvalidArgument);
         assert_eq!(reason_of(&status).as_deref(), Some("INVALID_FIELD"));
         let info = status.get_details_error_info().expect("error info");
-        assert_eq!(
-            info.metadata.get("field").map(String::as_str),
-            Some("email")
-        );
+        assert_eq!(info.metadata.get("field").map(String::as_str), Some("email"));
         assert_eq!(info.domain, ERROR_DOMAIN);
     }
 }

@@ -28,9 +28,7 @@ pub async fn serve_grpc(
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     for name in service_names {
-        health
-            .set_service_status(*name, ServingStatus::Serving)
-            .await;
+        health.set_service_status(*name, ServingStatus::Serving).await;
     }
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
@@ -45,19 +43,12 @@ pub async fn serve_grpc(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha);
 
-    let names: Vec<String> = service_names
-        .iter()
-        .map(|name| (*name).to_owned())
-        .collect();
+    let names: Vec<String> = service_names.iter().map(|name| (*name).to_owned()).collect();
     let signal = async move {
         shutdown.wait().await;
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
+        health.set_service_status("", ServingStatus::NotServing).await;
         for name in names {
-            health
-                .set_service_status(name, ServingStatus::NotServing)
-                .await;
+            health.set_service_status(name, ServingStatus::NotServing).await;
         }
         tokio::time::sleep(drain_delay).await;
         tracing::info!("no longer accepting calls; draining in-flight calls");

@@ -45,9 +45,7 @@ pub fn init(service_name: &str) -> anyhow::Result<Telemetry> {
     if crate::config::optional("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
         // The exporter reads the endpoint, headers and timeout from the
         // standard OTEL_EXPORTER_OTLP_* variables itself.
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .build()?;
+        let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
         builder = builder.with_batch_exporter(exporter);
     }
     Ok(install(service_name, builder.build()))
@@ -65,9 +63,7 @@ pub fn init_with_exporter<E: SpanExporter + 'static>(service_name: &str, exporte
 }
 
 fn resource(service_name: &str) -> Resource {
-    Resource::builder()
-        .with_service_name(service_name.to_owned())
-        .build()
+    Resource::builder().with_service_name(service_name.to_owned()).build()
 }
 
 fn install(service_name: &str, provider: SdkTracerProvider) -> Telemetry {
@@ -83,7 +79,10 @@ fn install(service_name: &str, provider: SdkTracerProvider) -> Telemetry {
                 .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
                 .try_init()
         } else {
-            registry.with(tracing_subscriber::fmt::layer()).try_init()
+            let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
+            registry
+                .with(tracing_subscriber::fmt::layer().with_ansi(colour))
+                .try_init()
         };
         if let Err(err) = result {
             eprintln!("a tracing subscriber was already installed: {err}");
@@ -97,16 +96,12 @@ pub fn current_trace_id() -> Option<String> {
     let context = Span::current().context();
     let span = context.span();
     let span_context = span.span_context();
-    span_context
-        .is_valid()
-        .then(|| span_context.trace_id().to_string())
+    span_context.is_valid().then(|| span_context.trace_id().to_string())
 }
 
 /// gRPC client interceptor: writes the current span's context into the
 /// request's `traceparent` metadata so the callee continues the same trace.
-pub fn inject_trace_context(
-    mut request: tonic::Request<()>,
-) -> Result<tonic::Request<()>, tonic::Status> {
+pub fn inject_trace_context(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
     let context = Span::current().context();
     opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.inject_context(&context, &mut MetadataInjector(request.metadata_mut()));

@@ -18,18 +18,16 @@ use sqlx::migrate::Migrator;
 use crate::{config::Secret, db, kv::Kv};
 
 fn server_variable(name: &'static str) -> Secret<String> {
-    crate::config::optional(name)
-        .map(Secret::new)
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} is not set: tests need a real server (see README, \"Running the tests\"); \
+    crate::config::optional(name).map(Secret::new).unwrap_or_else(|| {
+        panic!(
+            "{name} is not set: tests need a real server (see README, \"Running the tests\"); \
              e.g. {name}={}",
-                match name {
-                    "DATABASE_URL" => "postgres://postgres@127.0.0.1:5432/postgres",
-                    _ => "redis://127.0.0.1:6379",
-                }
-            )
-        })
+            match name {
+                "DATABASE_URL" => "postgres://postgres@127.0.0.1:5432/postgres",
+                _ => "redis://127.0.0.1:6379",
+            }
+        )
+    })
 }
 
 /// The Postgres server the tests run against.
@@ -54,16 +52,10 @@ impl TestDatabase {
     pub async fn create(migrator: &Migrator) -> Self {
         let server = database_server_url();
         let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        db::ensure_database(&server, &name)
-            .await
-            .expect("create test database");
+        db::ensure_database(&server, &name).await.expect("create test database");
         let url = db::database_url(&server, &name);
-        let pool = db::connect(&url, 2)
-            .await
-            .expect("connect to test database");
-        db::migrate(&pool, migrator)
-            .await
-            .expect("migrate test database");
+        let pool = db::connect(&url, 2).await.expect("connect to test database");
+        db::migrate(&pool, migrator).await.expect("migrate test database");
         pool.close().await;
         Self { url, name, server }
     }
@@ -76,9 +68,7 @@ impl Drop for TestDatabase {
         // Drop runs inside the test's runtime, which must not block on
         // itself: clean up from a thread with a runtime of its own.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
             runtime.block_on(async {
                 use sqlx::Connection as _;
                 let mut connection = sqlx::PgConnection::connect(server.expose()).await?;
@@ -109,9 +99,7 @@ impl TestKeySpace {
     }
 
     pub async fn connect(&self) -> Kv {
-        Kv::connect(&self.url, &self.prefix)
-            .await
-            .expect("connect to Redis")
+        Kv::connect(&self.url, &self.prefix).await.expect("connect to Redis")
     }
 
     /// Every key and its value under this test's prefix.
@@ -173,10 +161,7 @@ impl SpanCollector {
 
 impl SpanExporter for SpanCollector {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        self.spans
-            .lock()
-            .expect("span collector poisoned")
-            .extend(batch);
+        self.spans.lock().expect("span collector poisoned").extend(batch);
         Ok(())
     }
 }

@@ -12,5 +12,4 @@ pub mod identity {
 }
 
 /// Encoded descriptors of every service, for gRPC server reflection.
-pub const FILE_DESCRIPTOR_SET: &[u8] =
-    tonic::include_file_descriptor_set!("reactivation_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("reactivation_descriptor");

@@ -45,10 +45,7 @@ struct Row {
 
 /// Every event of one account, oldest first.
 #[tracing::instrument(skip(connection))]
-pub async fn list(
-    connection: &mut PgConnection,
-    user_id: Uuid,
-) -> Result<Vec<AccountEvent>, sqlx::Error> {
+pub async fn list(connection: &mut PgConnection, user_id: Uuid) -> Result<Vec<AccountEvent>, sqlx::Error> {
     let rows = sqlx::query_as::<_, Row>(
         "SELECT id, user_id, event_type, data, actor_id, trace_id, occurred_at \
          FROM account_events WHERE user_id = $1 ORDER BY occurred_at, id",

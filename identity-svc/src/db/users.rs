@@ -32,18 +32,11 @@ impl From<Row> for Account {
             id: row.id,
             email: row.email,
             password_hash: row.password_hash,
-            role: if row.role == "admin" {
-                Role::Admin
-            } else {
-                Role::User
-            },
+            role: if row.role == "admin" { Role::Admin } else { Role::User },
             is_active: row.is_active,
             created_at: row.created_at,
             deactivated_at: row.deactivated_at,
-            deactivation_reason: row
-                .deactivation_reason
-                .as_deref()
-                .and_then(DeactivationReason::parse),
+            deactivation_reason: row.deactivation_reason.as_deref().and_then(DeactivationReason::parse),
             reactivated_at: row.reactivated_at,
             reactivation_count: row.reactivation_count,
             last_cancellation_reason: row.last_cancellation_reason,
@@ -85,10 +78,7 @@ pub async fn insert(
 }
 
 #[tracing::instrument(skip(connection))]
-pub async fn find_by_email(
-    connection: &mut PgConnection,
-    email: &Email,
-) -> Result<Option<Account>, sqlx::Error> {
+pub async fn find_by_email(connection: &mut PgConnection, email: &Email) -> Result<Option<Account>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE email = $1");
     sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
         .bind(email.as_str())
@@ -147,11 +137,7 @@ pub async fn deactivate(
 /// Marks the account active again; the caller has checked it was inactive.
 /// `deactivated_at` is kept: it dates the absence that just ended.
 #[tracing::instrument(skip(connection))]
-pub async fn reactivate(
-    connection: &mut PgConnection,
-    id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<Account, sqlx::Error> {
+pub async fn reactivate(connection: &mut PgConnection, id: Uuid, now: DateTime<Utc>) -> Result<Account, sqlx::Error> {
     let sql = format!(
         "UPDATE users SET is_active = true, deactivation_reason = NULL, reactivated_at = $2, \
          reactivation_count = reactivation_count + 1, state_version = state_version + 1, updated_at = $2 \

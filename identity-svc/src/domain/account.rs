@@ -118,10 +118,7 @@ mod tests {
     #[test]
     fn reasons_round_trip_through_their_stored_names() {
         for reason in [SelfService, Admin, Nonpayment, Fraud] {
-            assert_eq!(
-                super::DeactivationReason::parse(reason.as_str()),
-                Some(reason)
-            );
+            assert_eq!(super::DeactivationReason::parse(reason.as_str()), Some(reason));
         }
     }
 }

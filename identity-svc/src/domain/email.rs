@@ -65,9 +65,7 @@ mod tests {
     #[test]
     fn addresses_are_normalised_to_one_account_per_mailbox() {
         assert_eq!(
-            Email::parse("  Ada.Lovelace@Example.COM ")
-                .unwrap()
-                .as_str(),
+            Email::parse("  Ada.Lovelace@Example.COM ").unwrap().as_str(),
             "ada.lovelace@example.com"
         );
         assert_eq!(

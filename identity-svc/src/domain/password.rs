@@ -31,16 +31,13 @@ impl Password {
     pub fn parse(raw: String, email: &Email) -> Result<Self, String> {
         let length = raw.chars().count();
         if length < MIN_LENGTH {
-            return Err(format!(
-                "password must be at least {MIN_LENGTH} characters long"
-            ));
+            return Err(format!("password must be at least {MIN_LENGTH} characters long"));
         }
         if length > MAX_LENGTH {
-            return Err(format!(
-                "password must be at most {MAX_LENGTH} characters long"
-            ));
+            return Err(format!("password must be at most {MAX_LENGTH} characters long"));
         }
-        if raw.trim().is_empty() || raw.chars().all(|c| Some(c) == raw.chars().next()) {
+        let first = raw.chars().next().unwrap_or_default();
+        if raw.trim().is_empty() || raw.chars().all(|c| c == first) {
             return Err("password must not be one repeated character".into());
         }
         let lowered = raw.to_lowercase();
@@ -109,11 +106,9 @@ impl PasswordHasher {
         let candidate = candidate.to_owned();
         let matches = self
             .blocking(move || {
-                let parsed = PasswordHash::new(&stored)
-                    .map_err(|err| anyhow::anyhow!("stored hash is malformed: {err}"))?;
-                Ok(argon2()
-                    .verify_password(candidate.as_bytes(), &parsed)
-                    .is_ok())
+                let parsed =
+                    PasswordHash::new(&stored).map_err(|err| anyhow::anyhow!("stored hash is malformed: {err}"))?;
+                Ok(argon2().verify_password(candidate.as_bytes(), &parsed).is_ok())
             })
             .await?;
         Ok(known && matches)
@@ -165,18 +160,8 @@ mod tests {
         let password = Password::parse("correct horse battery".into(), &email()).unwrap();
         let hash = hasher.hash(&password).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(
-            hasher
-                .verify("correct horse battery", Some(&hash))
-                .await
-                .unwrap()
-        );
-        assert!(
-            !hasher
-                .verify("correct horse battery!", Some(&hash))
-                .await
-                .unwrap()
-        );
+        assert!(hasher.verify("correct horse battery", Some(&hash)).await.unwrap());
+        assert!(!hasher.verify("correct horse battery!", Some(&hash)).await.unwrap());
         assert!(!hasher.verify("correct horse battery", None).await.unwrap());
     }
 }

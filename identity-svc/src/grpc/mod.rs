@@ -96,10 +96,7 @@ impl From<AccountEvent> for pb::AccountEvent {
 #[tonic::async_trait]
 impl pb::identity_service_server::IdentityService for IdentityService {
     #[tracing::instrument(skip_all)]
-    async fn register(
-        &self,
-        request: Request<pb::RegisterRequest>,
-    ) -> Result<Response<pb::RegisterResponse>, Status> {
+    async fn register(&self, request: Request<pb::RegisterRequest>) -> Result<Response<pb::RegisterResponse>, Status> {
         let pb::RegisterRequest { email, password } = request.into_inner();
         let account = self.accounts.register(&email, password).await?;
         Ok(Response::new(pb::RegisterResponse {
@@ -108,10 +105,7 @@ impl pb::identity_service_server::IdentityService for IdentityService {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn login(
-        &self,
-        request: Request<pb::LoginRequest>,
-    ) -> Result<Response<pb::LoginResponse>, Status> {
+    async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
         let pb::LoginRequest { email, password } = request.into_inner();
         let session = self.accounts.login(&email, &password).await?;
         Ok(Response::new(pb::LoginResponse {
@@ -123,19 +117,13 @@ impl pb::identity_service_server::IdentityService for IdentityService {
     }
 
     #[tracing::instrument(skip_all)]
-    async fn get_me(
-        &self,
-        request: Request<pb::GetMeRequest>,
-    ) -> Result<Response<pb::User>, Status> {
+    async fn get_me(&self, request: Request<pb::GetMeRequest>) -> Result<Response<pb::User>, Status> {
         let caller = self.caller(&request).await?;
         Ok(Response::new(self.accounts.me(&caller).await?.into()))
     }
 
     #[tracing::instrument(skip_all)]
-    async fn deactivate_user(
-        &self,
-        request: Request<pb::DeactivateUserRequest>,
-    ) -> Result<Response<pb::User>, Status> {
+    async fn deactivate_user(&self, request: Request<pb::DeactivateUserRequest>) -> Result<Response<pb::User>, Status> {
         let caller = self.caller(&request).await?;
         let pb::DeactivateUserRequest {
             user_id,

@@ -75,10 +75,7 @@ async fn a_token_issued_before_deactivation_is_refused_after_it() {
         .await
         .expect("deactivate");
 
-    let refused = client
-        .get_me(bearer(&token, pb::GetMeRequest {}))
-        .await
-        .unwrap_err();
+    let refused = client.get_me(bearer(&token, pb::GetMeRequest {})).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unauthenticated);
     assert_eq!(reason(&refused).as_deref(), Some("SESSION_REVOKED"));
     // Nor can the old session deactivate again or do anything else.
@@ -123,14 +120,9 @@ async fn an_admin_reactivation_lets_the_user_log_in_again_and_is_audited() {
     assert_eq!(reactivated.reactivation_count, 1);
     assert!(reactivated.reactivated_at.is_some());
 
-    app.login("ada@example.com", PASSWORD)
-        .await
-        .expect("login works again");
+    app.login("ada@example.com", PASSWORD).await.expect("login works again");
     // The session from before the deactivation stays dead.
-    let refused = client
-        .get_me(bearer(&token, pb::GetMeRequest {}))
-        .await
-        .unwrap_err();
+    let refused = client.get_me(bearer(&token, pb::GetMeRequest {})).await.unwrap_err();
     assert_eq!(reason(&refused).as_deref(), Some("SESSION_REVOKED"));
 
     let events = client
@@ -144,10 +136,7 @@ async fn an_admin_reactivation_lets_the_user_log_in_again_and_is_audited() {
         .expect("events")
         .into_inner()
         .events;
-    let kinds: Vec<&str> = events
-        .iter()
-        .map(|event| event.event_type.as_str())
-        .collect();
+    let kinds: Vec<&str> = events.iter().map(|event| event.event_type.as_str()).collect();
     assert_eq!(kinds, ["registered", "deactivated", "reactivated"]);
     for event in &events {
         assert_eq!(
@@ -159,17 +148,11 @@ async fn an_admin_reactivation_lets_the_user_log_in_again_and_is_audited() {
         );
         assert_ne!(event.trace_id, "0".repeat(32));
     }
-    assert_ne!(
-        events[1].trace_id, events[2].trace_id,
-        "each request is its own trace"
-    );
+    assert_ne!(events[1].trace_id, events[2].trace_id, "each request is its own trace");
     let reactivation: serde_json::Value = serde_json::from_str(&events[2].data_json).unwrap();
     assert_eq!(reactivation["via"], "admin");
     assert_eq!(reactivation["previous_reason"], "fraud");
-    assert_ne!(
-        events[2].actor_id, user.id,
-        "the admin is recorded as the actor"
-    );
+    assert_ne!(events[2].actor_id, user.id, "the admin is recorded as the actor");
 }
 
 #[tokio::test]
@@ -253,14 +236,8 @@ async fn wrong_state_transitions_are_refused() {
         .deactivate_user(bearer(&admin, deactivate.clone()))
         .await
         .expect("first");
-    let refused = client
-        .deactivate_user(bearer(&admin, deactivate))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        reason(&refused).as_deref(),
-        Some("ACCOUNT_ALREADY_INACTIVE")
-    );
+    let refused = client.deactivate_user(bearer(&admin, deactivate)).await.unwrap_err();
+    assert_eq!(reason(&refused).as_deref(), Some("ACCOUNT_ALREADY_INACTIVE"));
 }
 
 #[tokio::test]
@@ -311,10 +288,7 @@ async fn a_malformed_email_or_weak_password_names_the_field() {
 async fn unknown_email_and_wrong_password_get_the_identical_answer() {
     let app = spawn_app().await;
     app.register("ada@example.com").await;
-    let wrong_password = app
-        .login("ada@example.com", "not the password")
-        .await
-        .unwrap_err();
+    let wrong_password = app.login("ada@example.com", "not the password").await.unwrap_err();
     let unknown_email = app.login("nobody@example.com", PASSWORD).await.unwrap_err();
     assert_eq!(wrong_password.code(), Code::Unauthenticated);
     assert_eq!(wrong_password.code(), unknown_email.code());

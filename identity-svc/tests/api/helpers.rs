@@ -25,8 +25,7 @@ pub fn spans() -> SpanCollector {
     TELEMETRY
         .get_or_init(|| {
             let collector = SpanCollector::default();
-            let telemetry =
-                platform::telemetry::init_with_exporter("identity-tests", collector.clone());
+            let telemetry = platform::telemetry::init_with_exporter("identity-tests", collector.clone());
             (telemetry, collector)
         })
         .1
@@ -73,9 +72,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     let keys = TestKeySpace::new();
     let mut config = test_config(&database, &keys);
     adjust(&mut config);
-    let application = Application::build(config)
-        .await
-        .expect("identity-svc builds");
+    let application = Application::build(config).await.expect("identity-svc builds");
     let address = application.local_addr();
     let shutdown = Shutdown::new();
     let server = tokio::spawn(application.run(shutdown.clone()));
@@ -107,11 +104,7 @@ impl TestApp {
             .expect("user")
     }
 
-    pub async fn login(
-        &self,
-        email: &str,
-        password: &str,
-    ) -> Result<pb::LoginResponse, tonic::Status> {
+    pub async fn login(&self, email: &str, password: &str) -> Result<pb::LoginResponse, tonic::Status> {
         self.client
             .clone()
             .login(pb::LoginRequest {
@@ -123,10 +116,7 @@ impl TestApp {
     }
 
     pub async fn token(&self, email: &str, password: &str) -> String {
-        self.login(email, password)
-            .await
-            .expect("login")
-            .access_token
+        self.login(email, password).await.expect("login").access_token
     }
 
     pub async fn admin_token(&self) -> String {

@@ -4,9 +4,7 @@ use std::{process::Stdio, time::Duration};
 
 use proto::identity::v1::{self as pb, identity_service_client::IdentityServiceClient};
 use tokio_stream::StreamExt as _;
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 use tonic_reflection::pb::v1::{
     ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
@@ -16,8 +14,7 @@ use crate::helpers::{PASSWORD, spawn_app, spawn_app_with, test_config};
 
 #[tokio::test]
 async fn health_reports_serving_then_not_serving_once_shutdown_begins() {
-    let app =
-        spawn_app_with(|config| config.service.drain_delay = Duration::from_millis(800)).await;
+    let app = spawn_app_with(|config| config.service.drain_delay = Duration::from_millis(800)).await;
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.address))
         .unwrap()
         .connect()
@@ -74,15 +71,8 @@ async fn reflection_lists_the_services() {
     let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
         panic!("unexpected reflection answer");
     };
-    let names: Vec<String> = list
-        .service
-        .into_iter()
-        .map(|service| service.name)
-        .collect();
-    for expected in [
-        "reactivation.identity.v1.IdentityService",
-        "grpc.health.v1.Health",
-    ] {
+    let names: Vec<String> = list.service.into_iter().map(|service| service.name).collect();
+    for expected in ["reactivation.identity.v1.IdentityService", "grpc.health.v1.Health"] {
         assert!(
             names.iter().any(|name| name == expected),
             "{expected} missing from {names:?}"
@@ -168,14 +158,8 @@ async fn sigterm_during_an_in_flight_call_lets_it_finish() {
     );
 
     blocker.rollback().await.unwrap();
-    let registered = in_flight
-        .await
-        .unwrap()
-        .expect("the in-flight call completes");
-    assert_eq!(
-        registered.into_inner().user.unwrap().email,
-        "ada@example.com"
-    );
+    let registered = in_flight.await.unwrap().expect("the in-flight call completes");
+    assert_eq!(registered.into_inner().user.unwrap().email, "ada@example.com");
 
     let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
         .await

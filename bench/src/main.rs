@@ -1,0 +1,55 @@
+//! `bench`: measures the mesh and, in the same run, the physical limit it is
+//! bounded by, then prints both and their ratio. Run in release mode:
+//!
+//! ```text
+//! cargo run --release -p bench -- login [--seconds N] [--concurrency N]
+//! ```
+//!
+//! `login`: password logins per second through the gateway (HTTP → gateway
+//! → gRPC → identity-svc → Postgres, argon2id verify, token signing) against
+//! raw argon2id hashes per second with the same parameters on all cores.
+//! Needs `DATABASE_URL` and `REDIS_URL` (a database is created and dropped).
+
+mod login;
+mod measure;
+
+use std::time::Duration;
+
+#[derive(Debug)]
+struct Options {
+    seconds: u64,
+    concurrency: usize,
+}
+
+fn parse_options(args: &[String]) -> anyhow::Result<Options> {
+    let mut options = Options {
+        seconds: 15,
+        concurrency: 8,
+    };
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--seconds" => options.seconds = value.parse()?,
+            "--concurrency" => options.concurrency = value.parse()?,
+            other => anyhow::bail!("unknown option {other}"),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((scenario, rest)) = args.split_first() else {
+        anyhow::bail!("usage: bench login [--seconds N] [--concurrency N]");
+    };
+    let options = parse_options(rest)?;
+    if cfg!(debug_assertions) {
+        eprintln!("warning: a debug build measures the compiler, not the mesh; use --release");
+    }
+    match scenario.as_str() {
+        "login" => login::run(Duration::from_secs(options.seconds), options.concurrency).await,
+        other => anyhow::bail!("unknown scenario {other}; try: login"),
+    }
+}

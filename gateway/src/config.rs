@@ -1,0 +1,54 @@
+//! The gateway's settings, from the environment.
+
+use std::{net::SocketAddr, time::Duration};
+
+use platform::config::{self, ConfigError, Secret};
+
+pub const DEFAULT_PORT: u16 = 8080;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `LISTEN_ADDR`, default `0.0.0.0:8080`.
+    pub listen_addr: SocketAddr,
+    /// `IDENTITY_URL`, default `http://127.0.0.1:50051`.
+    pub identity_url: String,
+    /// `REDIS_URL`: where session floors are read.
+    pub redis_url: Secret<String>,
+    /// `REDIS_KEY_PREFIX`, default `reactivation:` (must match the services').
+    pub redis_key_prefix: String,
+    /// `JWT_PUBLIC_KEY`: Ed25519 public key (SPKI PEM) that verifies access tokens.
+    pub jwt_public_key: String,
+    /// `ACCESS_TOKEN_TTL_SECS`, default 900.
+    pub access_token_ttl: Duration,
+    /// `DOWNSTREAM_TIMEOUT_MS`, default 5000: the deadline of every call to a service.
+    pub downstream_timeout: Duration,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins allowed to call the
+    /// API from a browser; empty allows none.
+    pub cors_allowed_origins: Vec<String>,
+    /// `SHUTDOWN_DRAIN_DELAY_SECS`, default 0.
+    pub drain_delay: Duration,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            listen_addr: config::parsed_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))?,
+            identity_url: config::optional("IDENTITY_URL").unwrap_or_else(|| "http://127.0.0.1:50051".into()),
+            redis_url: config::secret("REDIS_URL")?,
+            redis_key_prefix: config::optional("REDIS_KEY_PREFIX").unwrap_or_else(|| "reactivation:".into()),
+            jwt_public_key: config::required("JWT_PUBLIC_KEY")?,
+            access_token_ttl: Duration::from_secs(config::parsed_or("ACCESS_TOKEN_TTL_SECS", 900)?),
+            downstream_timeout: Duration::from_millis(config::parsed_or("DOWNSTREAM_TIMEOUT_MS", 5000)?),
+            cors_allowed_origins: config::optional("CORS_ALLOWED_ORIGINS")
+                .map(|origins| {
+                    origins
+                        .split(',')
+                        .map(|origin| origin.trim().to_owned())
+                        .filter(|origin| !origin.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            drain_delay: Duration::from_secs(config::parsed_or("SHUTDOWN_DRAIN_DELAY_SECS", 0)?),
+        })
+    }
+}

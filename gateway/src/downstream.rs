@@ -1,0 +1,62 @@
+//! gRPC clients of the services behind the gateway.
+//!
+//! Channels connect lazily (the gateway starts even if a service is not up
+//! yet, and reconnects by itself), every call carries a deadline, the
+//! caller's bearer token when it acts for a user, the request id, and the
+//! trace context, so one REST request is one trace across the mesh.
+
+use std::time::Duration;
+
+use platform::auth::Caller;
+use proto::identity::v1::identity_service_client::IdentityServiceClient;
+use tonic::{
+    Request,
+    service::interceptor::InterceptedService,
+    transport::{Channel, Endpoint},
+};
+
+type TracedChannel = InterceptedService<Channel, fn(Request<()>) -> Result<Request<()>, tonic::Status>>;
+
+pub type IdentityClient = IdentityServiceClient<TracedChannel>;
+
+/// A lazily connected channel to `url`, with `timeout` on every call.
+pub fn channel(url: &str, timeout: Duration) -> anyhow::Result<TracedChannel> {
+    let channel = Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(timeout)
+        .tcp_nodelay(true)
+        .connect_lazy();
+    Ok(InterceptedService::new(
+        channel,
+        platform::telemetry::inject_trace_context as fn(Request<()>) -> Result<Request<()>, tonic::Status>,
+    ))
+}
+
+/// Builds downstream requests with the same deadline and context.
+#[derive(Clone, Debug)]
+pub struct Calls {
+    pub timeout: Duration,
+}
+
+impl Calls {
+    /// A request made by the gateway itself (no user behind it).
+    pub fn anonymous<T>(&self, request_id: &str, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        // Sent as `grpc-timeout`, so the service can give up when we have.
+        request.set_timeout(self.timeout);
+        if let Ok(value) = request_id.parse() {
+            request.metadata_mut().insert("x-request-id", value);
+        }
+        request
+    }
+
+    /// A request made on behalf of `caller`, carrying their token so the
+    /// service authorizes it again by itself.
+    pub fn on_behalf<T>(&self, caller: &Caller, request_id: &str, message: T) -> Request<T> {
+        let mut request = self.anonymous(request_id, message);
+        if let Ok(value) = format!("Bearer {}", caller.token.expose()).parse() {
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    }
+}

@@ -1,0 +1,182 @@
+//! The gateway: the mesh's REST/JSON front door for web clients.
+//!
+//! It owns no state. Each route authenticates the caller (the same access
+//! token verification every service runs), calls a service over gRPC with a
+//! deadline and the trace context, and answers JSON — or, for every error,
+//! RFC 9457 problem JSON built from the service's `ErrorInfo` reason. The
+//! OpenAPI document at `/openapi.json` is generated from the route table
+//! itself.
+
+pub mod config;
+pub mod downstream;
+pub mod extract;
+pub mod problem;
+pub mod routes;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Router,
+    http::{HeaderName, HeaderValue, Method, header},
+};
+use platform::{
+    auth::{Authenticator, SessionFloors},
+    kv::Kv,
+    shutdown::Shutdown,
+};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::{
+    cors::{AllowOrigin, CorsLayer},
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+};
+use utoipa_axum::router::OpenApiRouter;
+
+pub use crate::config::Config;
+use crate::{
+    downstream::{Calls, IdentityClient},
+    problem::Problem,
+};
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub identity: IdentityClient,
+    pub calls: Calls,
+    pub authenticator: Authenticator,
+    /// The OpenAPI document, serialised once at start-up.
+    pub openapi: Arc<str>,
+    pub shutdown: Shutdown,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Reactivation API",
+        description = "Deactivate and reactivate customers: accounts, license keys, subscriptions and the win-back offer. \
+                       Errors are RFC 9457 problem details (`application/problem+json`) whose `reason` is stable and machine-readable.",
+        version = "1.0.0"
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "accounts", description = "Register, log in, deactivate"),
+        (name = "admin", description = "Support staff (admin role)"),
+        (name = "system", description = "Health and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::accounts::router())
+        .merge(routes::admin::router())
+        .merge(routes::system::router())
+}
+
+/// The OpenAPI document of every route the gateway serves.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|origin| origin.parse().ok()).collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+}
+
+/// A built gateway, bound and ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+    config: Config,
+}
+
+impl Application {
+    /// Binds the listener and prepares clients. Services need not be up yet:
+    /// channels connect on first use.
+    pub async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
+        let kv = Kv::connect(&config.redis_url, &config.redis_key_prefix).await?;
+        let authenticator =
+            Authenticator::from_pem(&config.jwt_public_key, SessionFloors::new(kv, config.access_token_ttl))?;
+        let identity = IdentityClient::new(downstream::channel(&config.identity_url, config.downstream_timeout)?);
+        let (router, openapi) = api().split_for_parts();
+        let state = AppState {
+            identity,
+            calls: Calls {
+                timeout: config.downstream_timeout,
+            },
+            authenticator,
+            openapi: Arc::from(openapi.to_json()?),
+            shutdown: shutdown.clone(),
+        };
+        let request_id = HeaderName::from_static("x-request-id");
+        let router = router
+            .fallback(|| async { Problem::not_found("No such route.") })
+            .with_state(state)
+            .layer(
+                ServiceBuilder::new()
+                    .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+                    .layer(TraceLayer::new_for_http().make_span_with(platform::telemetry::server_span))
+                    .layer(PropagateRequestIdLayer::new(request_id))
+                    .layer(cors(&config.cors_allowed_origins)),
+            );
+        let listener = TcpListener::bind(config.listen_addr).await?;
+        Ok(Self {
+            listener,
+            router,
+            shutdown,
+            config,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves until the shutdown given to `build` triggers; then `/healthz`
+    /// answers 503 for the drain delay, and in-flight requests finish.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let address = self.local_addr();
+        tracing::info!(%address, "gateway listening");
+        let shutdown = self.shutdown.clone();
+        let drain_delay = self.config.drain_delay;
+        axum::serve(
+            self.listener,
+            self.router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            shutdown.wait().await;
+            tokio::time::sleep(drain_delay).await;
+        })
+        .await?;
+        tracing::info!(%address, "gateway stopped");
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! Self-service account routes: register, log in, see yourself, deactivate
+//! (seeds 000 and 001).
+
+use axum::{Json, extract::State, http::StatusCode};
+use proto::identity::v1 as pb;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{AccountChanged, User};
+use crate::{
+    AppState,
+    extract::{Authenticated, Body, OptionalBody, RequestId},
+    problem::Problem,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(me))
+        .routes(routes!(deactivate_user))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct Credentials {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registered {
+    pub user: User,
+}
+
+/// Create an account.
+#[utoipa::path(post, path = "/register", tag = "accounts", request_body = Credentials,
+    responses(
+        (status = 201, description = "The account was created", body = Registered),
+        (status = 400, description = "Malformed email or weak password; `invalid_params` names the field", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email is already registered", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn register(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Body(credentials): Body<Credentials>,
+) -> Result<(StatusCode, Json<Registered>), Problem> {
+    let request = state.calls.anonymous(
+        &request_id,
+        pb::RegisterRequest {
+            email: credentials.email,
+            password: credentials.password,
+        },
+    );
+    let user = state.identity.clone().register(request).await?.into_inner().user;
+    let user = user.ok_or_else(|| Problem::from(tonic::Status::internal("register returned no user")))?;
+    Ok((StatusCode::CREATED, Json(Registered { user: user.into() })))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoggedIn {
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: String,
+    /// Seconds until the access token expires.
+    pub expires_in: u32,
+    pub user: User,
+}
+
+/// Log in with email and password.
+///
+/// An inactive account is refused with 403 and reason `ACCOUNT_INACTIVE`
+/// ("Your account is inactive. Would you like to reactivate it?"); an unknown
+/// email and a wrong password get the same 401.
+#[utoipa::path(post, path = "/login", tag = "accounts", request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in", body = LoggedIn),
+        (status = 401, description = "Unknown email or wrong password (indistinguishable)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The account is inactive (reason `ACCOUNT_INACTIVE`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn login(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Body(credentials): Body<Credentials>,
+) -> Result<Json<LoggedIn>, Problem> {
+    let request = state.calls.anonymous(
+        &request_id,
+        pb::LoginRequest {
+            email: credentials.email,
+            password: credentials.password,
+        },
+    );
+    let session = state.identity.clone().login(request).await?.into_inner();
+    let user = session
+        .user
+        .ok_or_else(|| Problem::from(tonic::Status::internal("login returned no user")))?;
+    Ok(Json(LoggedIn {
+        access_token: session.access_token,
+        token_type: session.token_type,
+        expires_in: session.expires_in,
+        user: user.into(),
+    }))
+}
+
+/// The caller's own account.
+#[utoipa::path(get, path = "/me", tag = "accounts", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's account", body = User),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn me(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<User>, Problem> {
+    let request = state.calls.on_behalf(&caller, &request_id, pb::GetMeRequest {});
+    let user = state.identity.clone().get_me(request).await?.into_inner();
+    Ok(Json(user.into()))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct DeactivateUser {
+    /// Whose account; default the caller's own. Another account needs admin.
+    pub user_id: Option<String>,
+    /// `self` (default), or — admin only — `admin`, `nonpayment`, `fraud`.
+    pub reason: Option<String>,
+    /// Why the customer is leaving, kept as `last_cancellation_reason`.
+    pub comment: Option<String>,
+}
+
+/// Deactivate an account (your own, or any as admin).
+///
+/// The account's data is kept and every existing session ends at once.
+#[utoipa::path(post, path = "/deactivate_user", tag = "accounts", security(("bearer" = [])),
+    request_body(content = DeactivateUser, description = "All fields optional; an empty body deactivates the caller"),
+    responses(
+        (status = 200, description = "Deactivated", body = AccountChanged),
+        (status = 400, description = "Already inactive, or a malformed field", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another account or reason without the admin role", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn deactivate_user(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Authenticated(caller): Authenticated,
+    OptionalBody(body): OptionalBody<DeactivateUser>,
+) -> Result<Json<AccountChanged>, Problem> {
+    let reason = match body.reason.as_deref().map(str::trim) {
+        None | Some("") => pb::DeactivationReason::Unspecified,
+        Some("self") => pb::DeactivationReason::Self_,
+        Some("admin") => pb::DeactivationReason::Admin,
+        Some("nonpayment") => pb::DeactivationReason::Nonpayment,
+        Some("fraud") => pb::DeactivationReason::Fraud,
+        Some(_) => {
+            return Err(Problem::invalid_field(
+                "reason",
+                "reason must be one of self, admin, nonpayment, fraud",
+            ));
+        }
+    };
+    let message = pb::DeactivateUserRequest {
+        user_id: body.user_id.unwrap_or_default(),
+        reason: reason.into(),
+        comment: body.comment.unwrap_or_default(),
+    };
+    let request = state.calls.on_behalf(&caller, &request_id, message);
+    let user = state.identity.clone().deactivate_user(request).await?.into_inner();
+    Ok(Json(AccountChanged {
+        message: "The account has been deactivated.".into(),
+        user: user.into(),
+    }))
+}

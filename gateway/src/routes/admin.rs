@@ -1,0 +1,132 @@
+//! Support staff's routes. Each needs the admin role; the gateway checks it
+//! first (a clear 403 without a downstream call) and the service checks it
+//! again.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use proto::identity::v1 as pb;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{AccountChanged, User};
+use crate::{
+    AppState,
+    extract::{Authenticated, OptionalBody, RequestId},
+    problem::Problem,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(reactivate_user))
+        .routes(routes!(account_events))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct AdminReactivation {
+    /// Why support reactivated the account; kept in the audit trail.
+    pub note: Option<String>,
+}
+
+/// Reactivate a deactivated account directly (admin).
+#[utoipa::path(post, path = "/admin/users/{id}/reactivate", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    request_body(content = AdminReactivation, description = "Optional"),
+    responses(
+        (status = 200, description = "Reactivated", body = AccountChanged),
+        (status = 400, description = "Already active, or a malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn reactivate_user(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+    OptionalBody(body): OptionalBody<AdminReactivation>,
+) -> Result<Json<AccountChanged>, Problem> {
+    caller
+        .require_admin()
+        .map_err(|refusal| Problem::from(tonic::Status::from(refusal)))?;
+    let message = pb::AdminReactivateUserRequest {
+        user_id: id,
+        note: body.note.unwrap_or_default(),
+    };
+    let request = state.calls.on_behalf(&caller, &request_id, message);
+    let user = state
+        .identity
+        .clone()
+        .admin_reactivate_user(request)
+        .await?
+        .into_inner();
+    Ok(Json(AccountChanged {
+        message: "The account has been reactivated.".into(),
+        user: User::from(user),
+    }))
+}
+
+/// One entry of an account's audit trail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountEvent {
+    pub id: String,
+    /// `registered`, `deactivated`, `reactivated`, …
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    /// Who did it: the user, an admin, or null for the system.
+    pub actor_id: Option<String>,
+    /// W3C trace id of the request that caused it.
+    pub trace_id: Option<String>,
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountEvents {
+    pub events: Vec<AccountEvent>,
+}
+
+/// An account's audit trail, oldest first (admin).
+#[utoipa::path(get, path = "/admin/users/{id}/events", tag = "admin", security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The events", body = AccountEvents),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn account_events(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Json<AccountEvents>, Problem> {
+    caller
+        .require_admin()
+        .map_err(|refusal| Problem::from(tonic::Status::from(refusal)))?;
+    let request = state
+        .calls
+        .on_behalf(&caller, &request_id, pb::ListAccountEventsRequest { user_id: id });
+    let events = state
+        .identity
+        .clone()
+        .list_account_events(request)
+        .await?
+        .into_inner()
+        .events;
+    let non_empty = |text: String| Some(text).filter(|text| !text.is_empty());
+    Ok(Json(AccountEvents {
+        events: events
+            .into_iter()
+            .map(|event| AccountEvent {
+                id: event.id,
+                event_type: event.event_type,
+                data: serde_json::from_str(&event.data_json).unwrap_or(serde_json::Value::Null),
+                actor_id: non_empty(event.actor_id),
+                trace_id: non_empty(event.trace_id),
+                occurred_at: event.occurred_at.as_ref().and_then(platform::wire::from_timestamp),
+            })
+            .collect(),
+    }))
+}

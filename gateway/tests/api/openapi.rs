@@ -1,0 +1,75 @@
+//! The OpenAPI document stays true: it lists every route the gateway
+//! serves, and every route it lists is served.
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::spawn_mesh;
+
+const ROUTES: &[(&str, &str)] = &[
+    ("post", "/register"),
+    ("post", "/login"),
+    ("get", "/me"),
+    ("post", "/deactivate_user"),
+    ("post", "/admin/users/{id}/reactivate"),
+    ("get", "/admin/users/{id}/events"),
+    ("get", "/healthz"),
+    ("get", "/openapi.json"),
+];
+
+#[tokio::test]
+async fn the_document_lists_exactly_the_served_routes() {
+    let mesh = spawn_mesh().await;
+    let response = mesh.get("/openapi.json", None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let document: Value = response.json().await.unwrap();
+    assert!(document["openapi"].as_str().unwrap().starts_with("3."));
+
+    let mut documented = Vec::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            documented.push((method.clone(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut expected: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(method, path)| ((*method).to_owned(), (*path).to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(documented, expected);
+
+    // Every documented route is really served: none falls through to the
+    // "No such route" fallback.
+    for (method, path) in &documented {
+        let url = mesh.url(&path.replace("{id}", "00000000-0000-0000-0000-000000000000"));
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let response = mesh.http.request(method.clone(), url).send().await.unwrap();
+        let status = response.status();
+        let body = response.text().await.unwrap();
+        assert!(
+            !body.contains("No such route."),
+            "{method} {path} is documented but not served ({status})"
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_error_response_is_documented_as_problem_json() {
+    let document = gateway::openapi();
+    let document: Value = serde_json::to_value(&document).unwrap();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for (status, response) in operation["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert!(
+                        response["content"]["application/problem+json"].is_object(),
+                        "{method} {path} {status} is not documented as problem+json"
+                    );
+                }
+            }
+        }
+    }
+    assert!(document["components"]["schemas"]["Problem"].is_object());
+    assert!(document["components"]["securitySchemes"]["bearer"].is_object());
+}

@@ -1,0 +1,52 @@
+//! One REST request is one trace across the gateway and identity-svc.
+
+use opentelemetry::trace::{SpanId, TraceId};
+use reqwest::StatusCode;
+
+use crate::helpers::{PASSWORD, spans, spawn_mesh};
+
+#[tokio::test]
+async fn a_request_through_the_gateway_is_one_trace_in_both_processes() {
+    let mesh = spawn_mesh().await;
+    mesh.register("ada@example.com").await;
+    let collector = spans();
+    // Continue a trace the web client started.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = mesh
+        .http
+        .post(mesh.url("/login"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&serde_json::json!({ "email": "ada@example.com", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let expected = TraceId::from_hex(trace_id).unwrap();
+    let in_trace: Vec<_> = collector
+        .spans()
+        .into_iter()
+        .filter(|span| span.span_context.trace_id() == expected)
+        .collect();
+    let gateway = in_trace
+        .iter()
+        .find(|span| span.name == "POST /login")
+        .unwrap_or_else(|| {
+            panic!(
+                "no gateway span in {:?}",
+                in_trace.iter().map(|s| &s.name).collect::<Vec<_>>()
+            )
+        });
+    let identity = in_trace
+        .iter()
+        .find(|span| span.name == "POST /reactivation.identity.v1.IdentityService/Login")
+        .expect("an identity-svc server span in the same trace");
+    assert_eq!(gateway.parent_span_id, SpanId::from_hex("00f067aa0ba902b7").unwrap());
+    assert!(gateway.parent_span_is_remote);
+    // identity-svc's span continues from a remote parent (the gateway),
+    // learned from the traceparent metadata, not from shared memory.
+    assert!(identity.parent_span_is_remote);
+    assert_ne!(identity.parent_span_id, SpanId::INVALID);
+    let gateway_span_ids: Vec<SpanId> = in_trace.iter().map(|span| span.span_context.span_id()).collect();
+    assert!(gateway_span_ids.contains(&identity.parent_span_id));
+}
