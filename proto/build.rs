@@ -6,7 +6,10 @@
 
 use std::path::PathBuf;
 
-const PROTOS: &[&str] = &["reactivation/identity/v1/identity.proto"];
+const PROTOS: &[&str] = &[
+    "reactivation/identity/v1/identity.proto",
+    "reactivation/notify/v1/notify.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-env-changed=PROTOC");

@@ -1,20 +1,14 @@
 //! Logins per second through the gateway, against raw argon2id.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, Version};
-use platform::{
-    auth::KeyPair,
-    config::ServiceConfig,
-    shutdown::Shutdown,
-    testing::{TestDatabase, TestKeySpace},
-};
 use serde_json::json;
 
-use crate::measure::{self, Sample, millis};
+use crate::{
+    measure::{self, Sample, millis},
+    processes::Mesh,
+};
 
 const PASSWORD: &str = "benchmark password 1";
 
@@ -24,46 +18,8 @@ pub(crate) async fn run(window: Duration, concurrency: usize) -> anyhow::Result<
         "login benchmark: {concurrency} concurrent clients, {}s window, {cores} cores",
         window.as_secs()
     );
-
-    let database = TestDatabase::create(&identity_svc::MIGRATOR).await;
-    let keys = TestKeySpace::new();
-    let pair = KeyPair::generate();
-    let shutdown = Shutdown::new();
-    let identity = identity_svc::Application::build(identity_svc::Config {
-        service: ServiceConfig {
-            listen_addr: "127.0.0.1:0".parse()?,
-            database_url: database.url.clone(),
-            database_max_connections: 10,
-            redis_url: keys.url.clone(),
-            redis_key_prefix: keys.prefix.clone(),
-            jwt_public_key: pair.public_pem.clone(),
-            access_token_ttl: Duration::from_secs(900),
-            drain_delay: Duration::ZERO,
-        },
-        jwt_private_key: pair.private_pem,
-        password_hash_concurrency: cores,
-        bootstrap_admin: None,
-    })
-    .await?;
-    let identity_url = format!("http://{}", identity.local_addr());
-    let identity = tokio::spawn(identity.run(shutdown.clone()));
-    let gateway = gateway::Application::build(
-        gateway::Config {
-            listen_addr: "127.0.0.1:0".parse()?,
-            identity_url,
-            redis_url: keys.url.clone(),
-            redis_key_prefix: keys.prefix.clone(),
-            jwt_public_key: pair.public_pem,
-            access_token_ttl: Duration::from_secs(900),
-            downstream_timeout: Duration::from_secs(30),
-            cors_allowed_origins: Vec::new(),
-            drain_delay: Duration::ZERO,
-        },
-        shutdown.clone(),
-    )
-    .await?;
-    let base = Arc::new(format!("http://{}", gateway.local_addr()));
-    let gateway = tokio::spawn(gateway.run());
+    let mesh = Mesh::start().await?;
+    let base = mesh.gateway_url.clone();
 
     let http = reqwest::Client::new();
     let emails: Vec<String> = (0..concurrency).map(|n| format!("bench{n}@example.com")).collect();
@@ -82,6 +38,7 @@ pub(crate) async fn run(window: Duration, concurrency: usize) -> anyhow::Result<
     let login_rate = logins.latencies.len() as f64 / window.as_secs_f64();
     let (p50, p99) = (logins.percentile(50.0), logins.percentile(99.0));
 
+    // The limit, measured now on the same machine with the mesh idle.
     let raw_rate = raw_argon2_rate(window, cores).await;
     let ratio = login_rate / raw_rate;
 
@@ -97,18 +54,16 @@ pub(crate) async fn run(window: Duration, concurrency: usize) -> anyhow::Result<
         "  ratio                        {:8.1} %   (target >= 85 %)",
         ratio * 100.0
     );
-    if let Some(rss) = measure::peak_rss_mib() {
-        println!("  peak RSS, whole process      {rss:8.1} MiB (gateway + identity-svc + load generator)");
+    for process in &mesh.processes {
+        if let Some(rss) = process.peak_rss_mib() {
+            println!("  peak RSS {:<19} {rss:8.1} MiB", process.name);
+        }
     }
     println!("  for scale: Keycloak publishes 15 password logins/s per vCPU");
-
-    shutdown.trigger();
-    identity.await??;
-    gateway.await??;
-    Ok(())
+    mesh.stop().await
 }
 
-async fn drive(http: &reqwest::Client, base: &Arc<String>, emails: &[String], window: Duration) -> Sample {
+async fn drive(http: &reqwest::Client, base: &str, emails: &[String], window: Duration) -> Sample {
     let deadline = Instant::now() + window;
     let workers: Vec<_> = emails
         .iter()

@@ -2,8 +2,11 @@
 //! bounded by, then prints both and their ratio. Run in release mode:
 //!
 //! ```text
-//! cargo run --release -p bench -- login [--seconds N] [--concurrency N]
+//! scripts/bench login [--seconds N] [--concurrency N]
 //! ```
+//!
+//! The services run as their real release binaries, in processes of their
+//! own beside the benchmark, so each one's peak memory is reported.
 //!
 //! `login`: password logins per second through the gateway (HTTP → gateway
 //! → gRPC → identity-svc → Postgres, argon2id verify, token signing) against
@@ -12,6 +15,7 @@
 
 mod login;
 mod measure;
+mod processes;
 
 use std::time::Duration;
 

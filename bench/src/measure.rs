@@ -43,9 +43,9 @@ where
     sample
 }
 
-/// Peak resident memory of this process (`VmHWM`), in MiB.
-pub(crate) fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// Peak resident memory (`VmHWM`) of process `pid`, in MiB.
+pub(crate) fn peak_rss_mib_of(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)

@@ -16,7 +16,7 @@ pub mod grpc;
 use std::net::SocketAddr;
 
 use platform::{
-    auth::{Authenticator, SessionFloors, TokenSigner},
+    auth::{Authenticator, InternalToken, SessionFloors, TokenSigner},
     clock::Clock,
     kv::Kv,
     shutdown::Shutdown,
@@ -61,7 +61,8 @@ impl Application {
         if let Some((email, password)) = &config.bootstrap_admin {
             accounts.ensure_admin(email, password.expose().clone()).await?;
         }
-        let authenticator = Authenticator::from_pem(&service_config.jwt_public_key, floors)?;
+        let authenticator = Authenticator::from_pem(&service_config.jwt_public_key, floors)?
+            .with_internal_token(InternalToken::new(service_config.internal_token.clone()));
         let listener = TcpListener::bind(service_config.listen_addr).await?;
         Ok(Self {
             listener,

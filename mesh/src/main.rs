@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use platform::{
-    auth::KeyPair,
+    auth::{InternalToken, KeyPair},
     config::{self, Secret, ServiceConfig},
     shutdown::Shutdown,
 };
@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<()> {
     // Tokens are signed with a key pair made for this run: restarting the
     // mesh logs everyone out, which is what a developer expects.
     let keys = KeyPair::generate();
+    let internal = InternalToken::generate();
     let token_ttl = Duration::from_secs(3600);
     let shutdown = Shutdown::on_signals();
 
@@ -50,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
             redis_url: redis_url.clone(),
             redis_key_prefix: KEY_PREFIX.into(),
             jwt_public_key: keys.public_pem.clone(),
+            internal_token: internal.secret().clone(),
             access_token_ttl: token_ttl,
             drain_delay: Duration::ZERO,
         },

@@ -199,13 +199,76 @@ impl SessionFloors {
     }
 }
 
+/// The shared secret the services of the mesh present to each other in
+/// `x-internal-token` metadata. In a cluster, NetworkPolicies also keep
+/// outsiders from reaching the services at all.
+#[derive(Clone, Debug)]
+pub struct InternalToken(Secret<String>);
+
+const INTERNAL_TOKEN_HEADER: &str = "x-internal-token";
+
+impl InternalToken {
+    pub fn new(secret: Secret<String>) -> Self {
+        Self(secret)
+    }
+
+    /// A random token, for development and tests.
+    pub fn generate() -> Self {
+        let bytes: [u8; 32] = rand::random();
+        Self(Secret::new(
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes),
+        ))
+    }
+
+    pub fn secret(&self) -> &Secret<String> {
+        &self.0
+    }
+
+    /// Marks `request` as made by a service of the mesh.
+    pub fn attach<T>(&self, request: &mut tonic::Request<T>) {
+        if let Ok(value) = self.0.expose().parse() {
+            request.metadata_mut().insert(INTERNAL_TOKEN_HEADER, value);
+        }
+    }
+
+    fn is_presented_in(&self, metadata: &tonic::metadata::MetadataMap) -> bool {
+        let Some(presented) = metadata.get(INTERNAL_TOKEN_HEADER) else {
+            return false;
+        };
+        let (presented, expected) = (presented.as_bytes(), self.0.expose().as_bytes());
+        // Constant time in the content, so the secret cannot be guessed
+        // byte by byte from response times.
+        presented.len() == expected.len()
+            && presented.iter().zip(expected).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
+    }
+}
+
+/// Who is calling a service: another service of the mesh, or a user.
+#[derive(Debug, Clone)]
+pub enum Principal {
+    Service,
+    User(Caller),
+}
+
+impl Principal {
+    /// Refuses users other than admins.
+    pub fn require_service_or_admin(&self) -> Result<(), Refusal> {
+        match self {
+            Self::Service => Ok(()),
+            Self::User(caller) => caller.require_admin(),
+        }
+    }
+}
+
 /// Verifies bearer tokens: signature, expiry, issuer, audience, and the
-/// session floor. Cheap to clone.
+/// session floor; and, when configured, the internal token of other
+/// services. Cheap to clone.
 #[derive(Clone)]
 pub struct Authenticator {
     key: Arc<DecodingKey>,
     validation: Arc<Validation>,
     floors: SessionFloors,
+    internal: Option<InternalToken>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -227,7 +290,26 @@ impl Authenticator {
             key: Arc::new(key),
             validation: Arc::new(validation),
             floors,
+            internal: None,
         })
+    }
+
+    /// Also accepts calls from other services presenting `token`.
+    pub fn with_internal_token(mut self, token: InternalToken) -> Self {
+        self.internal = Some(token);
+        self
+    }
+
+    /// A service of the mesh (valid internal token) or an authenticated user.
+    pub async fn authenticate_principal(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Principal, Status> {
+        if self
+            .internal
+            .as_ref()
+            .is_some_and(|token| token.is_presented_in(metadata))
+        {
+            return Ok(Principal::Service);
+        }
+        self.authenticate(metadata).await.map(Principal::User)
     }
 
     /// The caller of a gRPC request, from its `authorization: Bearer …` metadata.
@@ -273,6 +355,17 @@ fn invalid_token(message: &str) -> Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_exact_internal_token_is_accepted() {
+        let token = InternalToken::generate();
+        let mut request = tonic::Request::new(());
+        assert!(!token.is_presented_in(request.metadata()));
+        token.attach(&mut request);
+        assert!(token.is_presented_in(request.metadata()));
+        let other = InternalToken::generate();
+        assert!(!other.is_presented_in(request.metadata()));
+    }
 
     #[test]
     fn a_generated_key_pair_signs_what_its_public_half_verifies() {

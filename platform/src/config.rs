@@ -113,6 +113,8 @@ pub struct ServiceConfig {
     pub redis_key_prefix: String,
     /// `JWT_PUBLIC_KEY`: Ed25519 public key (SPKI PEM) that verifies access tokens.
     pub jwt_public_key: String,
+    /// `INTERNAL_API_TOKEN`: the secret services present to each other.
+    pub internal_token: Secret<String>,
     /// `ACCESS_TOKEN_TTL_SECS`, default 900: how long an access token lives.
     pub access_token_ttl: std::time::Duration,
     /// `SHUTDOWN_DRAIN_DELAY_SECS`, default 0: how long to keep answering
@@ -130,6 +132,7 @@ impl ServiceConfig {
             redis_url: secret("REDIS_URL")?,
             redis_key_prefix: optional("REDIS_KEY_PREFIX").unwrap_or_else(|| "reactivation:".into()),
             jwt_public_key: required("JWT_PUBLIC_KEY")?,
+            internal_token: secret("INTERNAL_API_TOKEN")?,
             access_token_ttl: std::time::Duration::from_secs(parsed_or("ACCESS_TOKEN_TTL_SECS", 900)?),
             drain_delay: std::time::Duration::from_secs(parsed_or("SHUTDOWN_DRAIN_DELAY_SECS", 0)?),
         })

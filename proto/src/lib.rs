@@ -11,5 +11,11 @@ pub mod identity {
     }
 }
 
+pub mod notify {
+    pub mod v1 {
+        tonic::include_proto!("reactivation.notify.v1");
+    }
+}
+
 /// Encoded descriptors of every service, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("reactivation_descriptor");

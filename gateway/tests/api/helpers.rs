@@ -4,8 +4,8 @@
 use std::{sync::OnceLock, time::Duration};
 
 use platform::{
-    auth::KeyPair,
-    config::{Secret, ServiceConfig},
+    auth::{InternalToken, KeyPair},
+    config::Secret,
     shutdown::Shutdown,
     telemetry::Telemetry,
     testing::{SpanCollector, TestDatabase, TestKeySpace},
@@ -50,17 +50,9 @@ pub async fn spawn_mesh_with(adjust: impl FnOnce(&mut gateway::Config)) -> TestM
     let pair = KeyPair::generate();
     let shutdown = Shutdown::new();
 
+    let internal = InternalToken::generate();
     let identity = identity_svc::Application::build(identity_svc::Config {
-        service: ServiceConfig {
-            listen_addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: database.url.clone(),
-            database_max_connections: 5,
-            redis_url: keys.url.clone(),
-            redis_key_prefix: keys.prefix.clone(),
-            jwt_public_key: pair.public_pem.clone(),
-            access_token_ttl: Duration::from_secs(900),
-            drain_delay: Duration::ZERO,
-        },
+        service: platform::testing::service_config(&database, &keys, &pair.public_pem, &internal),
         jwt_private_key: pair.private_pem.clone(),
         password_hash_concurrency: 2,
         bootstrap_admin: Some((ADMIN_EMAIL.into(), Secret::from(ADMIN_PASSWORD))),

@@ -4,14 +4,13 @@
 //! memorise (no composition rules), a maximum that stops hash-flooding, and
 //! a refusal of passwords that merely repeat the email. Hashing uses argon2id
 //! with OWASP's parameters (m = 19 MiB, t = 2, p = 1); it is CPU-bound, so it
-//! runs on the blocking pool, at most one hash per core at a time, which
-//! keeps memory bounded and leaves the async workers free.
+//! runs on dedicated threads, one hash per core at a time, which keeps memory
+//! bounded and leaves the async workers free.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::{Algorithm, Argon2, Params, Version, password_hash::phc::PasswordHash};
-use tokio::sync::Semaphore;
-use tracing::Instrument as _;
+use tokio::sync::oneshot;
 
 use super::Email;
 
@@ -53,15 +52,22 @@ impl Password {
     }
 }
 
-/// Hashes and verifies passwords with argon2id on the blocking pool.
+/// Hashes and verifies passwords with argon2id on a few dedicated threads.
+///
+/// Dedicated threads rather than tokio's blocking pool: the pool may run
+/// each hash on a different thread, and the allocator keeps a 19 MiB arena
+/// alive per thread that ever hashed, so memory would grow with the pool.
+/// Here it stays at about `threads × 19 MiB`.
 #[derive(Clone, Debug)]
 pub struct PasswordHasher {
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     /// A hash of a random password, verified against when the email is
     /// unknown so that "no such account" costs the same time as "wrong
     /// password".
     decoy: Arc<str>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 fn argon2() -> Argon2<'static> {
     let params = Params::new(19 * 1024, 2, 1, None).expect("OWASP argon2 parameters are valid");
@@ -69,10 +75,31 @@ fn argon2() -> Argon2<'static> {
 }
 
 impl PasswordHasher {
-    /// A hasher running at most `concurrency` hashes at once.
-    pub async fn new(concurrency: usize) -> anyhow::Result<Self> {
+    /// A hasher running at most `threads` hashes at once. The threads stop
+    /// when the last clone of the hasher is dropped.
+    pub async fn new(threads: usize) -> anyhow::Result<Self> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("argon2-{index}"))
+                .spawn(move || {
+                    loop {
+                        // Holding the lock while waiting is the point: one
+                        // idle thread takes the next job, the others queue.
+                        let next = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(job) = next else { return };
+                        // A panicking job drops its reply; the caller sees an error.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                })?;
+        }
         let mut hasher = Self {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            jobs,
             decoy: Arc::from(""),
         };
         let random: [u8; 16] = rand::random();
@@ -88,7 +115,7 @@ impl PasswordHasher {
 
     async fn hash_raw(&self, password: String) -> anyhow::Result<String> {
         use argon2::PasswordHasher as _;
-        self.blocking(move || {
+        self.run(move || {
             argon2()
                 .hash_password(password.as_bytes())
                 .map(|hash| hash.to_string())
@@ -105,7 +132,7 @@ impl PasswordHasher {
         let stored = stored.map_or_else(|| self.decoy.to_string(), str::to_owned);
         let candidate = candidate.to_owned();
         let matches = self
-            .blocking(move || {
+            .run(move || {
                 let parsed =
                     PasswordHash::new(&stored).map_err(|err| anyhow::anyhow!("stored hash is malformed: {err}"))?;
                 Ok(argon2().verify_password(candidate.as_bytes(), &parsed).is_ok())
@@ -114,15 +141,21 @@ impl PasswordHasher {
         Ok(known && matches)
     }
 
-    async fn blocking<T: Send + 'static>(
+    /// Runs `work` on a hashing thread, inside the caller's span.
+    async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
     ) -> anyhow::Result<T> {
-        let _permit = self.permits.acquire().await?;
+        let (reply, answer) = oneshot::channel();
         let span = tracing::info_span!("argon2id");
-        tokio::task::spawn_blocking(move || span.in_scope(work))
-            .in_current_span()
-            .await?
+        self.jobs
+            .send(Box::new(move || {
+                let _ = reply.send(span.in_scope(work));
+            }))
+            .map_err(|_| anyhow::anyhow!("the password hashing threads have stopped"))?;
+        answer
+            .await
+            .map_err(|_| anyhow::anyhow!("a password hashing job panicked"))?
     }
 }
 

@@ -1,12 +1,12 @@
 //! `spawn_app`: an identity-svc of a test's own — fresh database, own Redis
 //! key space, port 0 — and a gRPC client to it.
 
-use std::{net::SocketAddr, sync::OnceLock, time::Duration};
+use std::{net::SocketAddr, sync::OnceLock};
 
 use identity_svc::{Application, Config};
 use platform::{
-    auth::KeyPair,
-    config::{Secret, ServiceConfig},
+    auth::{InternalToken, KeyPair},
+    config::Secret,
     shutdown::Shutdown,
     telemetry::Telemetry,
     testing::{SpanCollector, TestDatabase, TestKeySpace},
@@ -45,16 +45,7 @@ pub struct TestApp {
 pub fn test_config(database: &TestDatabase, keys: &TestKeySpace) -> Config {
     let pair = KeyPair::generate();
     Config {
-        service: ServiceConfig {
-            listen_addr: "127.0.0.1:0".parse().unwrap(),
-            database_url: database.url.clone(),
-            database_max_connections: 5,
-            redis_url: keys.url.clone(),
-            redis_key_prefix: keys.prefix.clone(),
-            jwt_public_key: pair.public_pem,
-            access_token_ttl: Duration::from_secs(900),
-            drain_delay: Duration::ZERO,
-        },
+        service: platform::testing::service_config(database, keys, &pair.public_pem, &InternalToken::generate()),
         jwt_private_key: pair.private_pem,
         password_hash_concurrency: 2,
         bootstrap_admin: Some((ADMIN_EMAIL.into(), Secret::from(ADMIN_PASSWORD))),

@@ -98,6 +98,7 @@ async fn sigterm_during_an_in_flight_call_lets_it_finish() {
         .env("REDIS_KEY_PREFIX", &config.service.redis_key_prefix)
         .env("JWT_PUBLIC_KEY", &config.service.jwt_public_key)
         .env("JWT_PRIVATE_KEY", config.jwt_private_key.expose())
+        .env("INTERNAL_API_TOKEN", config.service.internal_token.expose())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)

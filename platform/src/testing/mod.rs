@@ -165,3 +165,24 @@ impl SpanExporter for SpanCollector {
         Ok(())
     }
 }
+
+/// The settings of a service under test: port 0 on loopback, the test's
+/// database and key space, no drain delay.
+pub fn service_config(
+    database: &TestDatabase,
+    keys: &TestKeySpace,
+    public_key: &str,
+    internal: &crate::auth::InternalToken,
+) -> crate::config::ServiceConfig {
+    crate::config::ServiceConfig {
+        listen_addr: "127.0.0.1:0".parse().expect("a loopback address"),
+        database_url: database.url.clone(),
+        database_max_connections: 5,
+        redis_url: keys.url.clone(),
+        redis_key_prefix: keys.prefix.clone(),
+        jwt_public_key: public_key.to_owned(),
+        internal_token: internal.secret().clone(),
+        access_token_ttl: std::time::Duration::from_secs(900),
+        drain_delay: std::time::Duration::ZERO,
+    }
+}
