@@ -27,6 +27,10 @@ pub struct Config {
     pub cors_allowed_origins: Vec<String>,
     /// `SHUTDOWN_DRAIN_DELAY_SECS`, default 0.
     pub drain_delay: Duration,
+    /// `TRUST_FORWARDED_FOR`, default false: take the client's address from
+    /// the first `X-Forwarded-For` entry (set it only behind a proxy that
+    /// overwrites that header), else from the TCP peer.
+    pub trust_forwarded_for: bool,
 }
 
 impl Config {
@@ -49,6 +53,7 @@ impl Config {
                 })
                 .unwrap_or_default(),
             drain_delay: Duration::from_secs(config::parsed_or("SHUTDOWN_DRAIN_DELAY_SECS", 0)?),
+            trust_forwarded_for: config::parsed_or("TRUST_FORWARDED_FOR", false)?,
         })
     }
 }

@@ -7,30 +7,13 @@
 
 use std::time::Duration;
 
-use platform::auth::Caller;
+use platform::{auth::Caller, client::TracedChannel};
 use proto::identity::v1::identity_service_client::IdentityServiceClient;
-use tonic::{
-    Request,
-    service::interceptor::InterceptedService,
-    transport::{Channel, Endpoint},
-};
+use tonic::Request;
 
-type TracedChannel = InterceptedService<Channel, fn(Request<()>) -> Result<Request<()>, tonic::Status>>;
+pub use platform::client::channel;
 
 pub type IdentityClient = IdentityServiceClient<TracedChannel>;
-
-/// A lazily connected channel to `url`, with `timeout` on every call.
-pub fn channel(url: &str, timeout: Duration) -> anyhow::Result<TracedChannel> {
-    let channel = Endpoint::from_shared(url.to_owned())?
-        .connect_timeout(Duration::from_secs(2))
-        .timeout(timeout)
-        .tcp_nodelay(true)
-        .connect_lazy();
-    Ok(InterceptedService::new(
-        channel,
-        platform::telemetry::inject_trace_context as fn(Request<()>) -> Result<Request<()>, tonic::Status>,
-    ))
-}
 
 /// Builds downstream requests with the same deadline and context.
 #[derive(Clone, Debug)]

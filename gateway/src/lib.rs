@@ -52,6 +52,27 @@ pub struct AppState {
     /// The OpenAPI document, serialised once at start-up.
     pub openapi: Arc<str>,
     pub shutdown: Shutdown,
+    pub trust_forwarded_for: bool,
+}
+
+impl AppState {
+    /// The end client's address, for per-client limits.
+    pub fn client_address(&self, headers: &axum::http::HeaderMap, peer: SocketAddr) -> String {
+        let forwarded = self
+            .trust_forwarded_for
+            .then(|| {
+                headers
+                    .get("x-forwarded-for")?
+                    .to_str()
+                    .ok()?
+                    .split(',')
+                    .next()
+                    .map(str::trim)
+            })
+            .flatten()
+            .filter(|address| !address.is_empty());
+        forwarded.map_or_else(|| peer.ip().to_string(), str::to_owned)
+    }
 }
 
 #[derive(OpenApi)]
@@ -64,7 +85,7 @@ pub struct AppState {
     ),
     modifiers(&BearerAuth),
     tags(
-        (name = "accounts", description = "Register, log in, deactivate"),
+        (name = "accounts", description = "Register, log in, deactivate, reactivate by email"),
         (name = "admin", description = "Support staff (admin role)"),
         (name = "system", description = "Health and this document"),
     )
@@ -91,6 +112,7 @@ impl Modify for BearerAuth {
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::accounts::router())
+        .merge(routes::reactivation::router())
         .merge(routes::admin::router())
         .merge(routes::system::router())
 }
@@ -135,6 +157,7 @@ impl Application {
             authenticator,
             openapi: Arc::from(openapi.to_json()?),
             shutdown: shutdown.clone(),
+            trust_forwarded_for: config.trust_forwarded_for,
         };
         let request_id = HeaderName::from_static("x-request-id");
         let router = router

@@ -9,15 +9,19 @@
 use platform::{
     auth::{Caller, Role, SessionFloors, TokenSigner},
     clock::Clock,
+    limits::Limiter,
+    outbox::Waker,
 };
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
+    config::ReactivationConfig,
     db,
     domain::{Account, AccountEvent, DeactivationReason, Email, EventKind, Password, PasswordHasher},
     error::Error,
+    tokens::ReactivationTokens,
 };
 
 /// A successful login.
@@ -35,6 +39,11 @@ pub struct Accounts {
     pub(crate) signer: TokenSigner,
     pub(crate) floors: SessionFloors,
     pub(crate) clock: Clock,
+    pub(crate) tokens: ReactivationTokens,
+    pub(crate) limiter: Limiter,
+    /// Wakes the outbox relay after a commit that owes an effect.
+    pub(crate) waker: Waker,
+    pub(crate) reactivation: ReactivationConfig,
 }
 
 impl Accounts {
@@ -164,19 +173,34 @@ impl Accounts {
     ) -> Result<Account, Error> {
         caller.require_admin()?;
         let note = note.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty());
-        let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let account = db::users::lock(&mut tx, target).await?.ok_or(Error::UserNotFound)?;
         if account.is_active {
             return Err(Error::AlreadyActive);
         }
         let previous_reason = account.deactivation_reason.map(DeactivationReason::as_str);
-        let account = db::users::reactivate(&mut tx, target, now).await?;
         let data = json!({ "via": "admin", "note": note, "previous_reason": previous_reason });
-        db::events::record(&mut tx, target, EventKind::Reactivated, data, Some(caller.user_id), now).await?;
-        self.floors.raise(target, account.state_version).await?;
+        let account = self
+            .reactivate_locked(&mut tx, &account, data, Some(caller.user_id))
+            .await?;
         tx.commit().await?;
         tracing::info!(user_id = %target, admin_id = %caller.user_id, "account reactivated by admin");
+        Ok(account)
+    }
+
+    /// Reactivates a locked, inactive account and audits it; every way back
+    /// (admin, email link) goes through here. The caller commits.
+    pub(crate) async fn reactivate_locked(
+        &self,
+        connection: &mut PgConnection,
+        account: &Account,
+        data: serde_json::Value,
+        actor: Option<Uuid>,
+    ) -> Result<Account, Error> {
+        let now = self.clock.now();
+        let account = db::users::reactivate(connection, account.id, now).await?;
+        db::events::record(connection, account.id, EventKind::Reactivated, data, actor, now).await?;
+        self.floors.raise(account.id, account.state_version).await?;
         Ok(account)
     }
 

@@ -1,5 +1,7 @@
 //! identity-svc's settings, from the environment.
 
+use std::time::Duration;
+
 use platform::config::{self, ConfigError, Secret, ServiceConfig};
 
 /// The port identity-svc listens on unless `LISTEN_ADDR` says otherwise.
@@ -17,6 +19,40 @@ pub struct Config {
     /// `BOOTSTRAP_ADMIN_EMAIL` + `BOOTSTRAP_ADMIN_PASSWORD`: the first admin
     /// of a fresh install, created at start-up if the email is unknown.
     pub bootstrap_admin: Option<(String, Secret<String>)>,
+    /// `NOTIFY_URL`, default `http://127.0.0.1:50054`: where emails go.
+    pub notify_url: String,
+    /// `OUTBOX_MAX_BACKOFF_SECS`, default 300: the longest wait between two
+    /// attempts to deliver an effect to a service that is down.
+    pub outbox_max_backoff: Duration,
+    pub reactivation: ReactivationConfig,
+}
+
+/// Self-service reactivation by email link.
+#[derive(Debug, Clone)]
+pub struct ReactivationConfig {
+    /// `PUBLIC_URL`, default `http://127.0.0.1:8080`: the gateway's public
+    /// address, which the emailed links point at.
+    pub public_url: String,
+    /// `REACTIVATION_TOKEN_TTL_SECS`, default 86400: how long a link works.
+    pub token_ttl: Duration,
+    /// `REACTIVATION_COOLDOWN_SECS`, default 60: one request per email per period.
+    pub cooldown: Duration,
+    /// `REACTIVATION_MAX_PER_EMAIL_PER_HOUR`, default 5.
+    pub max_per_email_per_hour: u32,
+    /// `REACTIVATION_MAX_PER_CLIENT_PER_HOUR`, default 20.
+    pub max_per_client_per_hour: u32,
+}
+
+impl ReactivationConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            public_url: config::optional("PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            token_ttl: Duration::from_secs(config::parsed_or("REACTIVATION_TOKEN_TTL_SECS", 86_400)?),
+            cooldown: Duration::from_secs(config::parsed_or("REACTIVATION_COOLDOWN_SECS", 60)?),
+            max_per_email_per_hour: config::parsed_or("REACTIVATION_MAX_PER_EMAIL_PER_HOUR", 5)?,
+            max_per_client_per_hour: config::parsed_or("REACTIVATION_MAX_PER_CLIENT_PER_HOUR", 20)?,
+        })
+    }
 }
 
 impl Config {
@@ -30,6 +66,9 @@ impl Config {
             jwt_private_key: config::secret("JWT_PRIVATE_KEY")?,
             password_hash_concurrency: config::parsed_or("PASSWORD_HASH_CONCURRENCY", default_concurrency())?,
             bootstrap_admin,
+            notify_url: config::optional("NOTIFY_URL").unwrap_or_else(|| "http://127.0.0.1:50054".into()),
+            outbox_max_backoff: Duration::from_secs(config::parsed_or("OUTBOX_MAX_BACKOFF_SECS", 300)?),
+            reactivation: ReactivationConfig::from_env()?,
         })
     }
 }

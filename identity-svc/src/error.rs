@@ -7,6 +7,10 @@ use tonic::{Code, Status};
 /// The message an inactive account sees at login (seed 000).
 pub const ACCOUNT_INACTIVE_MESSAGE: &str = "Your account is inactive. Would you like to reactivate it?";
 
+/// The message for a reactivation link that cannot be used (seed 000: ask
+/// for another link).
+pub const LINK_INVALID_MESSAGE: &str = "This link is invalid or has expired. Please request a new reactivation link.";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// INVALID_ARGUMENT, reason `INVALID_FIELD`; `field` names the culprit.
@@ -31,6 +35,14 @@ pub enum Error {
     /// FAILED_PRECONDITION, reason `ACCOUNT_ALREADY_ACTIVE`.
     #[error("account already active")]
     AlreadyActive,
+    /// RESOURCE_EXHAUSTED, reason `RATE_LIMITED`, with `retry_after_secs`.
+    #[error("rate limited")]
+    RateLimited { retry_after: std::time::Duration },
+    /// FAILED_PRECONDITION, reason `REACTIVATION_LINK_INVALID`: invalid,
+    /// expired, used, superseded, or issued before the account changed —
+    /// deliberately one answer.
+    #[error("reactivation link invalid")]
+    LinkInvalid,
     /// A refusal made by shared code (authorization), passed through as is.
     #[error("{}", .0.message)]
     Refused(Refusal),
@@ -88,6 +100,17 @@ impl From<Error> for Status {
                 Code::FailedPrecondition,
                 "ACCOUNT_ALREADY_ACTIVE",
                 "The account is already active.",
+            ),
+            Error::RateLimited { retry_after } => Refusal::new(
+                Code::ResourceExhausted,
+                "RATE_LIMITED",
+                "Too many reactivation requests. Please wait before asking again.",
+            )
+            .with("retry_after_secs", retry_after.as_secs().max(1).to_string()),
+            Error::LinkInvalid => Refusal::new(
+                Code::FailedPrecondition,
+                "REACTIVATION_LINK_INVALID",
+                LINK_INVALID_MESSAGE,
             ),
             Error::Refused(refusal) => refusal,
             Error::Internal(err) => return platform::error::internal(&err),

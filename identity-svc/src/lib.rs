@@ -10,23 +10,33 @@ pub mod accounts;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod effects;
 pub mod error;
 pub mod grpc;
+pub mod reactivation;
+pub mod tokens;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use platform::{
     auth::{Authenticator, InternalToken, SessionFloors, TokenSigner},
     clock::Clock,
     kv::Kv,
+    limits::Limiter,
+    outbox::{Relay, Waker},
     shutdown::Shutdown,
 };
-use proto::identity::v1::identity_service_server::{IdentityServiceServer, SERVICE_NAME};
+use proto::{
+    identity::v1::identity_service_server::{IdentityServiceServer, SERVICE_NAME},
+    notify::v1::notify_service_client::NotifyServiceClient,
+};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
-use crate::{accounts::Accounts, domain::PasswordHasher, grpc::IdentityService};
+use crate::{
+    accounts::Accounts, domain::PasswordHasher, effects::Effects, grpc::IdentityService, tokens::ReactivationTokens,
+};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -35,6 +45,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Application {
     listener: TcpListener,
     service: IdentityService,
+    relay: Relay<Effects>,
     pool: PgPool,
     config: Config,
 }
@@ -50,19 +61,30 @@ impl Application {
         let pool = platform::db::connect(&service_config.database_url, service_config.database_max_connections).await?;
         platform::db::migrate(&pool, &MIGRATOR).await?;
         let kv = Kv::connect(&service_config.redis_url, &service_config.redis_key_prefix).await?;
-        let floors = SessionFloors::new(kv, service_config.access_token_ttl);
+        let floors = SessionFloors::new(kv.clone(), service_config.access_token_ttl);
+        let internal = InternalToken::new(service_config.internal_token.clone());
+        let waker = Waker::default();
         let accounts = Accounts {
             pool: pool.clone(),
             hasher: PasswordHasher::new(config.password_hash_concurrency).await?,
             signer: TokenSigner::from_pem(&config.jwt_private_key, service_config.access_token_ttl)?,
             floors: floors.clone(),
             clock,
+            tokens: ReactivationTokens::new(kv.clone(), config.reactivation.token_ttl),
+            limiter: Limiter::new(kv),
+            waker: waker.clone(),
+            reactivation: config.reactivation.clone(),
         };
+        let effects = Effects {
+            notify: NotifyServiceClient::new(platform::client::channel(&config.notify_url, Duration::from_secs(5))?),
+            internal: internal.clone(),
+        };
+        let relay = Relay::new(pool.clone(), effects, waker).max_backoff(config.outbox_max_backoff);
         if let Some((email, password)) = &config.bootstrap_admin {
             accounts.ensure_admin(email, password.expose().clone()).await?;
         }
-        let authenticator = Authenticator::from_pem(&service_config.jwt_public_key, floors)?
-            .with_internal_token(InternalToken::new(service_config.internal_token.clone()));
+        let authenticator =
+            Authenticator::from_pem(&service_config.jwt_public_key, floors)?.with_internal_token(internal);
         let listener = TcpListener::bind(service_config.listen_addr).await?;
         Ok(Self {
             listener,
@@ -70,6 +92,7 @@ impl Application {
                 accounts,
                 authenticator,
             },
+            relay,
             pool,
             config,
         })
@@ -79,9 +102,10 @@ impl Application {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` triggers, drains in-flight calls, then closes
-    /// the database pool.
+    /// Serves (and delivers the outbox) until `shutdown` triggers, drains
+    /// in-flight calls, then closes the database pool.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let relay = tokio::spawn(self.relay.run(shutdown.clone()));
         let routes = tonic::service::Routes::new(IdentityServiceServer::new(self.service));
         let result = platform::serve::serve_grpc(
             self.listener,
@@ -91,6 +115,8 @@ impl Application {
             self.config.service.drain_delay,
         )
         .await;
+        // The relay finishes the delivery it is in, then stops.
+        let _ = relay.await;
         self.pool.close().await;
         result
     }

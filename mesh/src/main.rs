@@ -10,8 +10,10 @@
 //! Settings (all optional): `DATABASE_URL` (a Postgres server; default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `REDIS_URL` (default
 //! `redis://127.0.0.1:6379`), `GATEWAY_ADDR` (default `127.0.0.1:8080`),
-//! `IDENTITY_ADDR` (default `127.0.0.1:50051`), `MESH_ADMIN_EMAIL` and
-//! `MESH_ADMIN_PASSWORD`.
+//! `IDENTITY_ADDR` (default `127.0.0.1:50051`), `NOTIFY_ADDR` (default
+//! `127.0.0.1:50054`), `MAILBOX_DIR` (default `var/mailbox`: every email is
+//! written there as an `.eml` file, and reactivation links are logged),
+//! `MESH_ADMIN_EMAIL` and `MESH_ADMIN_PASSWORD`.
 
 use std::time::Duration;
 
@@ -32,6 +34,8 @@ async fn main() -> anyhow::Result<()> {
     let redis_url = Secret::new(config::optional("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()));
     let gateway_addr = config::parsed_or("GATEWAY_ADDR", "127.0.0.1:8080".parse()?)?;
     let identity_addr = config::parsed_or("IDENTITY_ADDR", "127.0.0.1:50051".parse()?)?;
+    let notify_addr: std::net::SocketAddr = config::parsed_or("NOTIFY_ADDR", "127.0.0.1:50054".parse()?)?;
+    let mailbox = std::path::PathBuf::from(config::optional("MAILBOX_DIR").unwrap_or_else(|| "var/mailbox".into()));
     let admin_email = config::optional("MESH_ADMIN_EMAIL").unwrap_or_else(|| "admin@reactivation.test".into());
     let admin_password = config::optional("MESH_ADMIN_PASSWORD").unwrap_or_else(|| "local dev secret 42".into());
 
@@ -42,22 +46,44 @@ async fn main() -> anyhow::Result<()> {
     let token_ttl = Duration::from_secs(3600);
     let shutdown = Shutdown::on_signals();
 
+    let service = |database: &str, listen_addr| ServiceConfig {
+        listen_addr,
+        database_url: platform::db::database_url(&server, database),
+        database_max_connections: 10,
+        redis_url: redis_url.clone(),
+        redis_key_prefix: KEY_PREFIX.into(),
+        jwt_public_key: keys.public_pem.clone(),
+        internal_token: internal.secret().clone(),
+        access_token_ttl: token_ttl,
+        drain_delay: Duration::ZERO,
+    };
+
+    platform::db::ensure_database(&server, "reactivation_notify").await?;
+    std::fs::create_dir_all(&mailbox)?;
+    let notify = notify_svc::Application::build(notify_svc::Config {
+        service: service("reactivation_notify", notify_addr),
+        transport: notify_svc::config::Transport::Mailbox(mailbox.clone()),
+        mail_from: notify_svc::config::DEFAULT_MAIL_FROM.into(),
+        product_name: notify_svc::config::DEFAULT_PRODUCT_NAME.into(),
+        public_url: "http://127.0.0.1:8080".into(),
+        max_attempts: 8,
+        backoff_base: Duration::from_secs(2),
+        backoff_max: Duration::from_secs(300),
+        poll_interval: Duration::from_secs(1),
+        delivery_concurrency: 2,
+    })
+    .await?;
+    let notify_url = format!("http://{}", notify.local_addr());
+
     platform::db::ensure_database(&server, "reactivation_identity").await?;
     let identity = identity_svc::Application::build(identity_svc::Config {
-        service: ServiceConfig {
-            listen_addr: identity_addr,
-            database_url: platform::db::database_url(&server, "reactivation_identity"),
-            database_max_connections: 10,
-            redis_url: redis_url.clone(),
-            redis_key_prefix: KEY_PREFIX.into(),
-            jwt_public_key: keys.public_pem.clone(),
-            internal_token: internal.secret().clone(),
-            access_token_ttl: token_ttl,
-            drain_delay: Duration::ZERO,
-        },
+        service: service("reactivation_identity", identity_addr),
         jwt_private_key: keys.private_pem.clone(),
         password_hash_concurrency: identity_svc::config::default_concurrency(),
         bootstrap_admin: Some((admin_email.clone(), Secret::new(admin_password.clone()))),
+        notify_url: notify_url.clone(),
+        outbox_max_backoff: Duration::from_secs(30),
+        reactivation: identity_svc::config::ReactivationConfig::from_env()?,
     })
     .await?;
     let identity_url = format!("http://{}", identity.local_addr());
@@ -73,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
             downstream_timeout: Duration::from_secs(5),
             cors_allowed_origins: vec!["http://localhost:3000".into(), "http://127.0.0.1:3000".into()],
             drain_delay: Duration::ZERO,
+            trust_forwarded_for: false,
         },
         shutdown.clone(),
     )
@@ -84,11 +111,18 @@ async fn main() -> anyhow::Result<()> {
     println!("  gateway (REST)     {gateway_url}");
     println!("  OpenAPI document   {gateway_url}/openapi.json");
     println!("  identity-svc gRPC  {identity_url}");
+    println!("  notify-svc gRPC    {notify_url}");
+    println!("  mailbox            {}/ (one .eml per email)", mailbox.display());
     println!("  admin login        {admin_email} / {admin_password}");
     println!();
 
-    let (identity, gateway) = tokio::join!(identity.run(shutdown.clone()), gateway.run());
+    let (identity, notify, gateway) = tokio::join!(
+        identity.run(shutdown.clone()),
+        notify.run(shutdown.clone()),
+        gateway.run()
+    );
     identity?;
+    notify?;
     gateway?;
     println!("The mesh has stopped.");
     Ok(())

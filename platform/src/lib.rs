@@ -10,11 +10,14 @@
 //! database and key space.
 
 pub mod auth;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod kv;
+pub mod limits;
+pub mod outbox;
 pub mod serve;
 pub mod shutdown;
 pub mod telemetry;

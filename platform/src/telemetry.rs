@@ -99,6 +99,27 @@ pub fn current_trace_id() -> Option<String> {
     span_context.is_valid().then(|| span_context.trace_id().to_string())
 }
 
+/// The current span's context as a W3C `traceparent` value, to be stored
+/// with work that another task will do later (the outbox), so that work
+/// continues the same trace.
+pub fn current_traceparent() -> Option<String> {
+    let context = Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    opentelemetry::global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut carrier));
+    carrier.remove("traceparent")
+}
+
+/// A span continuing the trace of a stored `traceparent`.
+pub fn span_continuing(name: &'static str, traceparent: Option<&str>) -> Span {
+    let span = tracing::info_span!("work", otel.name = name);
+    if let Some(traceparent) = traceparent {
+        let carrier = std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
 /// gRPC client interceptor: writes the current span's context into the
 /// request's `traceparent` metadata so the callee continues the same trace.
 pub fn inject_trace_context(mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {

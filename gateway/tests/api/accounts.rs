@@ -247,8 +247,11 @@ async fn every_response_carries_a_request_id() {
 
 #[tokio::test]
 async fn healthz_turns_503_while_draining() {
-    let mesh =
-        crate::helpers::spawn_mesh_with(|config| config.drain_delay = std::time::Duration::from_millis(800)).await;
+    let mesh = crate::helpers::spawn_mesh_with(
+        |_| {},
+        |config| config.drain_delay = std::time::Duration::from_millis(800),
+    )
+    .await;
     assert_eq!(mesh.get("/healthz", None).await.status(), StatusCode::OK);
     mesh.shutdown.trigger();
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;

@@ -1,14 +1,14 @@
 //! `spawn_mesh`: identity-svc and the gateway of a test's own — fresh
 //! database, own Redis key space, port 0 — and an HTTP client.
 
-use std::{sync::OnceLock, time::Duration};
+use std::time::Duration;
 
+use notify_svc::config::{SmtpConfig, SmtpTls, Transport};
 use platform::{
     auth::{InternalToken, KeyPair},
     config::Secret,
     shutdown::Shutdown,
-    telemetry::Telemetry,
-    testing::{SpanCollector, TestDatabase, TestKeySpace},
+    testing::{TestDatabase, TestKeySpace, smtp::SmtpSink},
 };
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -17,48 +17,105 @@ pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "staff secret 1234";
 pub const PASSWORD: &str = "correct horse battery";
 
-static TELEMETRY: OnceLock<(Telemetry, SpanCollector)> = OnceLock::new();
-
-/// Tracing for this test process, with finished spans kept in memory.
-pub fn spans() -> SpanCollector {
-    TELEMETRY
-        .get_or_init(|| {
-            let collector = SpanCollector::default();
-            let telemetry = platform::telemetry::init_with_exporter("gateway-tests", collector.clone());
-            (telemetry, collector)
-        })
-        .1
-        .clone()
-}
-
 pub struct TestMesh {
     pub base: String,
     pub http: reqwest::Client,
     pub shutdown: Shutdown,
+    /// The mail server notify-svc delivers to.
+    pub smtp: SmtpSink,
     _database: TestDatabase,
     _keys: TestKeySpace,
+    notify: PendingNotify,
+}
+
+/// notify-svc's settings, kept so it can be started late (to show that
+/// emails owed while it was down still arrive).
+struct PendingNotify {
+    config: notify_svc::Config,
+    _database: TestDatabase,
 }
 
 pub async fn spawn_mesh() -> TestMesh {
-    spawn_mesh_with(|_| {}).await
+    spawn_mesh_with(|_| {}, |_| {}).await
 }
 
-pub async fn spawn_mesh_with(adjust: impl FnOnce(&mut gateway::Config)) -> TestMesh {
-    spans();
+/// The mesh with notify-svc not running yet: see [`TestMesh::start_notify`].
+pub async fn spawn_mesh_without_notify() -> TestMesh {
+    build_mesh(|_| {}, |_| {}).await
+}
+
+/// As [`spawn_mesh`], with identity-svc's and the gateway's settings
+/// adjusted first.
+pub async fn spawn_mesh_with(
+    adjust_identity: impl FnOnce(&mut identity_svc::Config),
+    adjust_gateway: impl FnOnce(&mut gateway::Config),
+) -> TestMesh {
+    let mesh = build_mesh(adjust_identity, adjust_gateway).await;
+    mesh.start_notify().await;
+    mesh
+}
+
+async fn build_mesh(
+    adjust_identity: impl FnOnce(&mut identity_svc::Config),
+    adjust_gateway: impl FnOnce(&mut gateway::Config),
+) -> TestMesh {
+    platform::testing::spans();
     let database = TestDatabase::create(&identity_svc::MIGRATOR).await;
     let keys = TestKeySpace::new();
     let pair = KeyPair::generate();
     let shutdown = Shutdown::new();
-
     let internal = InternalToken::generate();
-    let identity = identity_svc::Application::build(identity_svc::Config {
+
+    // notify-svc gets a port now, so identity-svc knows where to send.
+    let smtp = SmtpSink::start().await;
+    let notify_database = TestDatabase::create(&notify_svc::MIGRATOR).await;
+    let notify_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut notify_service = platform::testing::service_config(&notify_database, &keys, &pair.public_pem, &internal);
+    notify_service.listen_addr = format!("127.0.0.1:{notify_port}").parse().unwrap();
+    let notify = PendingNotify {
+        config: notify_svc::Config {
+            service: notify_service,
+            transport: Transport::Smtp(SmtpConfig {
+                host: "127.0.0.1".into(),
+                port: smtp.port(),
+                tls: SmtpTls::None,
+                credentials: None,
+            }),
+            mail_from: notify_svc::config::DEFAULT_MAIL_FROM.into(),
+            product_name: "Reactivation".into(),
+            public_url: "https://app.example.com".into(),
+            max_attempts: 8,
+            backoff_base: Duration::from_millis(50),
+            backoff_max: Duration::from_millis(500),
+            poll_interval: Duration::from_millis(50),
+            delivery_concurrency: 2,
+        },
+        _database: notify_database,
+    };
+
+    let mut identity_config = identity_svc::Config {
         service: platform::testing::service_config(&database, &keys, &pair.public_pem, &internal),
         jwt_private_key: pair.private_pem.clone(),
         password_hash_concurrency: 2,
         bootstrap_admin: Some((ADMIN_EMAIL.into(), Secret::from(ADMIN_PASSWORD))),
-    })
-    .await
-    .expect("identity-svc builds");
+        notify_url: format!("http://127.0.0.1:{notify_port}"),
+        outbox_max_backoff: Duration::from_secs(1),
+        reactivation: identity_svc::config::ReactivationConfig {
+            public_url: "https://app.example.com".into(),
+            token_ttl: Duration::from_secs(3600),
+            cooldown: Duration::ZERO,
+            max_per_email_per_hour: 100,
+            max_per_client_per_hour: 100,
+        },
+    };
+    adjust_identity(&mut identity_config);
+    let identity = identity_svc::Application::build(identity_config)
+        .await
+        .expect("identity-svc builds");
     let identity_url = format!("http://{}", identity.local_addr());
     tokio::spawn(identity.run(shutdown.clone()));
 
@@ -72,8 +129,9 @@ pub async fn spawn_mesh_with(adjust: impl FnOnce(&mut gateway::Config)) -> TestM
         downstream_timeout: Duration::from_secs(5),
         cors_allowed_origins: vec!["https://app.example.com".into()],
         drain_delay: Duration::ZERO,
+        trust_forwarded_for: false,
     };
-    adjust(&mut config);
+    adjust_gateway(&mut config);
     let gateway = gateway::Application::build(config, shutdown.clone())
         .await
         .expect("gateway builds");
@@ -84,12 +142,47 @@ pub async fn spawn_mesh_with(adjust: impl FnOnce(&mut gateway::Config)) -> TestM
         base,
         http: reqwest::Client::new(),
         shutdown,
+        smtp,
         _database: database,
         _keys: keys,
+        notify,
     }
 }
 
 impl TestMesh {
+    /// Starts notify-svc (already started by [`spawn_mesh`]).
+    pub async fn start_notify(&self) {
+        let notify = notify_svc::Application::build(self.notify.config.clone())
+            .await
+            .expect("notify-svc builds");
+        tokio::spawn(notify.run(self.shutdown.clone()));
+    }
+
+    /// Waits for the `count`-th reactivation email to reach the mail server
+    /// and returns the token of its link.
+    pub async fn wait_for_token(&self, count: usize) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let links: Vec<String> = self.smtp.messages().iter().filter_map(reactivation_link).collect();
+            if links.len() >= count {
+                return links[count - 1].rsplit_once("token=").unwrap().1.to_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no reactivation email number {count} arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+    }
+
+    /// Registers `email`, logs in and deactivates the account itself.
+    pub async fn register_and_leave(&self, email: &str) {
+        self.register(email).await;
+        let token = self.token(email, PASSWORD).await;
+        let response = self.post("/deactivate_user", Some(&token), json!({})).await;
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -131,6 +224,13 @@ impl TestMesh {
             .unwrap()
             .to_owned()
     }
+}
+
+/// The link in a reactivation email's plain-text body, if it is one.
+pub fn reactivation_link(mail: &platform::testing::smtp::ReceivedMail) -> Option<String> {
+    let body = mail.text_body()?;
+    let start = body.find("https://app.example.com/reactivate?token=")?;
+    body[start..].split_whitespace().next().map(str::to_owned)
 }
 
 /// Asserts a problem+json answer and returns its body.

@@ -5,6 +5,8 @@
 #![allow(unreachable_pub)]
 
 mod accounts;
+mod email_flow;
 mod helpers;
 mod openapi;
+mod reactivation;
 mod tracing;

@@ -11,6 +11,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/login"),
     ("get", "/me"),
     ("post", "/deactivate_user"),
+    ("post", "/reactivate_user"),
+    ("get", "/reactivate"),
+    ("post", "/reactivate"),
     ("post", "/admin/users/{id}/reactivate"),
     ("get", "/admin/users/{id}/events"),
     ("get", "/healthz"),
@@ -55,16 +58,27 @@ async fn the_document_lists_exactly_the_served_routes() {
 }
 
 #[tokio::test]
-async fn every_error_response_is_documented_as_problem_json() {
+async fn every_api_error_is_documented_as_problem_json_and_every_page_error_as_a_page() {
     let document = gateway::openapi();
     let document: Value = serde_json::to_value(&document).unwrap();
     for (path, item) in document["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {
-            for (status, response) in operation["responses"].as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            // Pages for people (the emailed link's) answer errors as pages;
+            // everything else answers problem+json.
+            let is_page = responses
+                .get("200")
+                .is_some_and(|ok| ok["content"]["text/html"].is_object());
+            let error_type = if is_page {
+                "text/html"
+            } else {
+                "application/problem+json"
+            };
+            for (status, response) in responses {
                 if status.starts_with('4') || status.starts_with('5') {
                     assert!(
-                        response["content"]["application/problem+json"].is_object(),
-                        "{method} {path} {status} is not documented as problem+json"
+                        response["content"][error_type].is_object(),
+                        "{method} {path} {status} is not documented as {error_type}"
                     );
                 }
             }

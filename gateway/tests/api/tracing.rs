@@ -3,13 +3,13 @@
 use opentelemetry::trace::{SpanId, TraceId};
 use reqwest::StatusCode;
 
-use crate::helpers::{PASSWORD, spans, spawn_mesh};
+use crate::helpers::{PASSWORD, spawn_mesh};
 
 #[tokio::test]
 async fn a_request_through_the_gateway_is_one_trace_in_both_processes() {
     let mesh = spawn_mesh().await;
     mesh.register("ada@example.com").await;
-    let collector = spans();
+    let collector = platform::testing::spans();
     // Continue a trace the web client started.
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let response = mesh

@@ -78,6 +78,8 @@ impl Account {
 pub enum EventKind {
     Registered,
     Deactivated,
+    /// A reactivation link was asked for (and sent, or not: see its data).
+    ReactivationRequested,
     Reactivated,
 }
 
@@ -86,6 +88,7 @@ impl EventKind {
         match self {
             Self::Registered => "registered",
             Self::Deactivated => "deactivated",
+            Self::ReactivationRequested => "reactivation_requested",
             Self::Reactivated => "reactivated",
         }
     }

@@ -9,7 +9,8 @@
 
 use std::sync::{Arc, Mutex, mpsc};
 
-use argon2::{Algorithm, Argon2, Params, Version, password_hash::phc::PasswordHash};
+use argon2::{Algorithm, Argon2, Block, Params, Version, password_hash::phc::PasswordHash};
+use base64::Engine as _;
 use tokio::sync::oneshot;
 
 use super::Email;
@@ -69,9 +70,66 @@ pub struct PasswordHasher {
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// OWASP's argon2id parameters: 19 MiB of memory, 2 passes, 1 lane.
+const M_COST: u32 = 19 * 1024;
+const T_COST: u32 = 2;
+const P_COST: u32 = 1;
+/// How the parameters read in a PHC string.
+const PHC_PARAMS: &str = "m=19456,t=2,p=1";
+
 fn argon2() -> Argon2<'static> {
-    let params = Params::new(19 * 1024, 2, 1, None).expect("OWASP argon2 parameters are valid");
+    let params = Params::new(M_COST, T_COST, P_COST, None).expect("OWASP argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+thread_local! {
+    /// Each hashing thread's argon2 memory, allocated once and reused, so a
+    /// hash costs no 19 MiB allocation and memory stays at threads × 19 MiB.
+    static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// argon2id of `password` with `salt` into `out`, in this thread's memory.
+fn hash_into(password: &[u8], salt: &[u8], out: &mut [u8]) -> anyhow::Result<()> {
+    MEMORY.with_borrow_mut(|memory| {
+        if memory.len() != M_COST as usize {
+            *memory = vec![Block::default(); M_COST as usize];
+        }
+        argon2()
+            .hash_password_into_with_memory(password, salt, out, memory.as_mut_slice())
+            .map_err(|err| anyhow::anyhow!("argon2 hashing failed: {err}"))
+    })
+}
+
+/// A fresh PHC string (`$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>`).
+fn phc_hash(password: &str) -> anyhow::Result<String> {
+    let salt: [u8; 16] = rand::random();
+    let mut out = [0u8; 32];
+    hash_into(password.as_bytes(), &salt, &mut out)?;
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    Ok(format!(
+        "$argon2id$v=19${PHC_PARAMS}${}${}",
+        b64.encode(salt),
+        b64.encode(out)
+    ))
+}
+
+/// Whether `password` matches the PHC string `stored`. Strings with today's
+/// parameters are checked in this thread's memory; any other (older
+/// parameters, another variant) by argon2's own verifier.
+fn phc_verify(password: &str, stored: &str) -> anyhow::Result<bool> {
+    let b64 = base64::engine::general_purpose::STANDARD_NO_PAD;
+    let fields: Vec<&str> = stored.split('$').collect();
+    if let ["", "argon2id", "v=19", PHC_PARAMS, salt, hash] = fields.as_slice()
+        && let (Ok(salt), Ok(expected)) = (b64.decode(salt), b64.decode(hash))
+    {
+        let mut out = vec![0u8; expected.len()];
+        hash_into(password.as_bytes(), &salt, &mut out)?;
+        // Compare every byte, so timing says nothing about where they differ.
+        return Ok(out.iter().zip(&expected).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0);
+    }
+    use argon2::PasswordVerifier as _;
+    let parsed = PasswordHash::new(stored).map_err(|err| anyhow::anyhow!("stored hash is malformed: {err}"))?;
+    Ok(argon2().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
 impl PasswordHasher {
@@ -114,30 +172,16 @@ impl PasswordHasher {
     }
 
     async fn hash_raw(&self, password: String) -> anyhow::Result<String> {
-        use argon2::PasswordHasher as _;
-        self.run(move || {
-            argon2()
-                .hash_password(password.as_bytes())
-                .map(|hash| hash.to_string())
-                .map_err(|err| anyhow::anyhow!("argon2 hashing failed: {err}"))
-        })
-        .await
+        self.run(move || phc_hash(&password)).await
     }
 
     /// Whether `candidate` matches `stored`; with `stored = None` the decoy
     /// hash is checked instead and the answer is always `false`.
     pub async fn verify(&self, candidate: &str, stored: Option<&str>) -> anyhow::Result<bool> {
-        use argon2::PasswordVerifier as _;
         let known = stored.is_some();
         let stored = stored.map_or_else(|| self.decoy.to_string(), str::to_owned);
         let candidate = candidate.to_owned();
-        let matches = self
-            .run(move || {
-                let parsed =
-                    PasswordHash::new(&stored).map_err(|err| anyhow::anyhow!("stored hash is malformed: {err}"))?;
-                Ok(argon2().verify_password(candidate.as_bytes(), &parsed).is_ok())
-            })
-            .await?;
+        let matches = self.run(move || phc_verify(&candidate, &stored)).await?;
         Ok(known && matches)
     }
 
@@ -185,6 +229,33 @@ mod tests {
     fn a_password_never_prints() {
         let password = Password::parse("correct horse battery".into(), &email()).unwrap();
         assert!(!format!("{password:?}").contains("horse"));
+    }
+
+    #[test]
+    fn hashes_are_standard_phc_strings_both_ways() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        // Ours verify with argon2's own verifier…
+        let ours = phc_hash("correct horse battery").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(argon2().verify_password(b"correct horse battery", &parsed).is_ok());
+        assert!(argon2().verify_password(b"wrong horse battery", &parsed).is_err());
+        // …and argon2's own verify with ours, through the reused memory.
+        let theirs = argon2().hash_password(b"correct horse battery").unwrap().to_string();
+        assert!(phc_verify("correct horse battery", &theirs).unwrap());
+        assert!(!phc_verify("wrong horse battery", &theirs).unwrap());
+    }
+
+    #[test]
+    fn hashes_with_other_parameters_still_verify() {
+        use argon2::PasswordHasher as _;
+        let params = Params::new(8 * 1024, 1, 1, None).unwrap();
+        let older = Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+            .hash_password(b"correct horse battery")
+            .unwrap()
+            .to_string();
+        assert!(older.contains("m=8192,t=1,p=1"));
+        assert!(phc_verify("correct horse battery", &older).unwrap());
+        assert!(!phc_verify("wrong horse battery", &older).unwrap());
     }
 
     #[tokio::test]

@@ -159,6 +159,25 @@ impl pb::identity_service_server::IdentityService for IdentityService {
     }
 
     #[tracing::instrument(skip_all)]
+    async fn request_reactivation(
+        &self,
+        request: Request<pb::RequestReactivationRequest>,
+    ) -> Result<Response<pb::RequestReactivationResponse>, Status> {
+        let pb::RequestReactivationRequest { email, client_address } = request.into_inner();
+        self.accounts.request_reactivation(&email, &client_address).await?;
+        Ok(Response::new(pb::RequestReactivationResponse {}))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn confirm_reactivation(
+        &self,
+        request: Request<pb::ConfirmReactivationRequest>,
+    ) -> Result<Response<pb::User>, Status> {
+        let account = self.accounts.confirm_reactivation(&request.get_ref().token).await?;
+        Ok(Response::new(account.into()))
+    }
+
+    #[tracing::instrument(skip_all)]
     async fn list_account_events(
         &self,
         request: Request<pb::ListAccountEventsRequest>,

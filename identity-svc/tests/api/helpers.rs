@@ -1,15 +1,14 @@
 //! `spawn_app`: an identity-svc of a test's own — fresh database, own Redis
 //! key space, port 0 — and a gRPC client to it.
 
-use std::{net::SocketAddr, sync::OnceLock};
+use std::{net::SocketAddr, time::Duration};
 
-use identity_svc::{Application, Config};
+use identity_svc::{Application, Config, config::ReactivationConfig};
 use platform::{
     auth::{InternalToken, KeyPair},
     config::Secret,
     shutdown::Shutdown,
-    telemetry::Telemetry,
-    testing::{SpanCollector, TestDatabase, TestKeySpace},
+    testing::{TestDatabase, TestKeySpace},
 };
 use proto::identity::v1::{self as pb, identity_service_client::IdentityServiceClient};
 use tonic::{Request, transport::Channel};
@@ -18,26 +17,11 @@ pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "staff secret 1234";
 pub const PASSWORD: &str = "correct horse battery";
 
-static TELEMETRY: OnceLock<(Telemetry, SpanCollector)> = OnceLock::new();
-
-/// Installs tracing once per test process, so events get trace ids.
-pub fn spans() -> SpanCollector {
-    TELEMETRY
-        .get_or_init(|| {
-            let collector = SpanCollector::default();
-            let telemetry = platform::telemetry::init_with_exporter("identity-tests", collector.clone());
-            (telemetry, collector)
-        })
-        .1
-        .clone()
-}
-
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: IdentityServiceClient<Channel>,
-    /// Held so the database and key space live as long as the app.
-    _database: TestDatabase,
-    _keys: TestKeySpace,
+    pub database: TestDatabase,
+    pub keys: TestKeySpace,
     pub shutdown: Shutdown,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -49,6 +33,16 @@ pub fn test_config(database: &TestDatabase, keys: &TestKeySpace) -> Config {
         jwt_private_key: pair.private_pem,
         password_hash_concurrency: 2,
         bootstrap_admin: Some((ADMIN_EMAIL.into(), Secret::from(ADMIN_PASSWORD))),
+        // Nothing listens there: emails wait in the outbox, where tests read them.
+        notify_url: "http://127.0.0.1:9".into(),
+        outbox_max_backoff: Duration::from_secs(1),
+        reactivation: ReactivationConfig {
+            public_url: "https://app.example.com".into(),
+            token_ttl: Duration::from_secs(3600),
+            cooldown: Duration::ZERO,
+            max_per_email_per_hour: 100,
+            max_per_client_per_hour: 100,
+        },
     }
 }
 
@@ -58,7 +52,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// As [`spawn_app`], with the configuration adjusted by `adjust` first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
-    spans();
+    platform::testing::spans();
     let database = TestDatabase::create(&identity_svc::MIGRATOR).await;
     let keys = TestKeySpace::new();
     let mut config = test_config(&database, &keys);
@@ -73,8 +67,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     TestApp {
         address,
         client,
-        _database: database,
-        _keys: keys,
+        database,
+        keys,
         shutdown,
         server,
     }
@@ -112,6 +106,70 @@ impl TestApp {
 
     pub async fn admin_token(&self) -> String {
         self.token(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Deactivates `email`'s account with the admin's token and `reason`.
+    pub async fn deactivate(&self, email: &str, reason: pb::DeactivationReason) -> pb::User {
+        let admin = self.admin_token().await;
+        let user = self.login(email, PASSWORD).await.expect("login").user.expect("user");
+        self.client
+            .clone()
+            .deactivate_user(bearer(
+                &admin,
+                pb::DeactivateUserRequest {
+                    user_id: user.id,
+                    reason: reason.into(),
+                    comment: String::new(),
+                },
+            ))
+            .await
+            .expect("deactivate")
+            .into_inner()
+    }
+
+    pub async fn request_reactivation(&self, email: &str) -> Result<(), tonic::Status> {
+        self.client
+            .clone()
+            .request_reactivation(pb::RequestReactivationRequest {
+                email: email.into(),
+                client_address: "203.0.113.7".into(),
+            })
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn confirm(&self, token: &str) -> Result<pb::User, tonic::Status> {
+        self.client
+            .clone()
+            .confirm_reactivation(pb::ConfirmReactivationRequest { token: token.into() })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// The reactivation links waiting in the outbox, oldest first.
+    pub async fn outbox_links(&self) -> Vec<String> {
+        let pool = platform::db::connect(&self.database.url, 1).await.unwrap();
+        let links: Vec<Option<String>> = sqlx::query_scalar(
+            "SELECT payload -> 'variables' ->> 'link' FROM outbox \
+             WHERE payload ->> 'template' = 'TEMPLATE_REACTIVATION_LINK' ORDER BY created_at, id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        links.into_iter().flatten().collect()
+    }
+
+    /// Waits (the link is issued after the answer) for the `count`-th link's token.
+    pub async fn wait_for_token(&self, count: usize) -> String {
+        for _ in 0..100 {
+            let links = self.outbox_links().await;
+            if links.len() >= count {
+                return links[count - 1].rsplit_once("token=").unwrap().1.to_owned();
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        panic!("no reactivation link number {count} appeared in the outbox");
     }
 
     /// Stops the server and waits until it has drained.

@@ -7,6 +7,8 @@
 //! stop: no Docker engine runs on the development machines, so containers
 //! cannot stand in for them here.
 
+pub mod smtp;
+
 use std::sync::{Arc, Mutex};
 
 use opentelemetry_sdk::{
@@ -185,4 +187,19 @@ pub fn service_config(
         access_token_ttl: std::time::Duration::from_secs(900),
         drain_delay: std::time::Duration::ZERO,
     }
+}
+
+static TELEMETRY: std::sync::OnceLock<(crate::telemetry::Telemetry, SpanCollector)> = std::sync::OnceLock::new();
+
+/// Installs tracing once for this test process — so audit events get trace
+/// ids — and returns the collector of every span finished since.
+pub fn spans() -> SpanCollector {
+    TELEMETRY
+        .get_or_init(|| {
+            let collector = SpanCollector::default();
+            let telemetry = crate::telemetry::init_with_exporter("tests", collector.clone());
+            (telemetry, collector)
+        })
+        .1
+        .clone()
 }

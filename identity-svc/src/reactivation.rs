@@ -1,0 +1,147 @@
+//! Self-service reactivation by email (seeds 000 and 001).
+//!
+//! *Request*: whatever the email, the caller gets the same answer in the
+//! same time — limits are checked for every email alike, and the account
+//! lookup, the token and the email happen after the answer. Only an
+//! inactive account deactivated for `self` or `nonpayment` gets a link.
+//!
+//! *Confirm*: the token is consumed atomically, then the account is
+//! reactivated only if it is still in the state the link was issued for.
+//! Invalid, expired, used, superseded and stale links get one answer.
+//!
+//! Reactivation restores the account, not the subscription or product
+//! access: the customer buys a plan again.
+
+use platform::telemetry;
+use serde_json::json;
+use tracing::Instrument as _;
+
+use crate::{
+    accounts::Accounts,
+    db,
+    domain::{Account, DeactivationReason, Email, EventKind},
+    effects::{self, owe_email},
+    error::Error,
+    tokens::{Claim, digest},
+};
+use proto::notify::v1::Template;
+
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl Accounts {
+    /// Checks the limits, then sends a link in the background if the account
+    /// may have one. The caller learns nothing about the account.
+    pub async fn request_reactivation(&self, email: &str, client_address: &str) -> Result<(), Error> {
+        let email = Email::parse(email).map_err(|message| Error::invalid("email", message))?;
+        let settings = &self.reactivation;
+        let client = if client_address.trim().is_empty() {
+            "unknown"
+        } else {
+            client_address.trim()
+        };
+        // Rate-limit keys name the email only by its digest.
+        let subject = digest(email.as_str());
+        let checks = [
+            self.limiter
+                .hit("reactivation-client", client, settings.max_per_client_per_hour, HOUR)
+                .await?,
+            self.limiter
+                .hit("reactivation-email", &subject, settings.max_per_email_per_hour, HOUR)
+                .await?,
+            self.limiter
+                .cooldown("reactivation-email", &subject, settings.cooldown)
+                .await?,
+        ];
+        for check in checks {
+            if let Err(limited) = check {
+                return Err(Error::RateLimited {
+                    retry_after: limited.retry_after,
+                });
+            }
+        }
+        let accounts = self.clone();
+        tokio::spawn(
+            async move {
+                if let Err(err) = accounts.send_reactivation_link(&email).await {
+                    tracing::error!(error = format!("{err:#}"), "cannot send a reactivation link");
+                }
+            }
+            .instrument(tracing::Span::current()),
+        );
+        Ok(())
+    }
+
+    async fn send_reactivation_link(&self, email: &Email) -> anyhow::Result<()> {
+        let Some(account) = db::users::find_by_email(&mut *self.pool.acquire().await?, email).await? else {
+            tracing::info!("reactivation requested for an unknown email; nothing sent");
+            return Ok(());
+        };
+        if account.is_active {
+            tracing::info!(user_id = %account.id, "reactivation requested for an active account; nothing sent");
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let eligible = account
+            .deactivation_reason
+            .is_some_and(DeactivationReason::allows_self_reactivation);
+        if !eligible {
+            let mut tx = self.pool.begin().await?;
+            let data = json!({ "sent": false, "why": "needs an admin" });
+            db::events::record(&mut tx, account.id, EventKind::ReactivationRequested, data, None, now).await?;
+            tx.commit().await?;
+            tracing::info!(user_id = %account.id, "reactivation requested by an account only an admin may reactivate");
+            return Ok(());
+        }
+
+        let claim = Claim {
+            user_id: account.id,
+            state_version: account.state_version,
+        };
+        let (token, hash) = self.tokens.issue(claim).await?;
+        let base = self.reactivation.public_url.trim_end_matches('/');
+        let link = format!("{base}/reactivate?token={token}");
+        let hours = (self.tokens.ttl().as_secs() / 3600).max(1);
+        let email = effects::Email::new(
+            Template::ReactivationLink,
+            &account.email,
+            &[("link", link), ("expires_in_hours", hours.to_string())],
+        );
+        let mut tx = self.pool.begin().await?;
+        let data = json!({ "sent": true, "expires_in_hours": hours });
+        db::events::record(&mut tx, account.id, EventKind::ReactivationRequested, data, None, now).await?;
+        owe_email(&mut tx, &format!("reactivation-link:{hash}"), &email).await?;
+        tx.commit().await?;
+        self.waker.wake();
+        tracing::info!(user_id = %account.id, trace_id = ?telemetry::current_trace_id(), "reactivation link issued");
+        Ok(())
+    }
+
+    /// Consumes the link's token and reactivates the account it was issued
+    /// for, if nothing changed since.
+    pub async fn confirm_reactivation(&self, token: &str) -> Result<Account, Error> {
+        let claim = self.tokens.consume(token).await?.ok_or(Error::LinkInvalid)?;
+        let mut tx = self.pool.begin().await?;
+        let account = db::users::lock(&mut tx, claim.user_id)
+            .await?
+            .ok_or(Error::LinkInvalid)?;
+        let still_eligible = !account.is_active
+            && account.state_version == claim.state_version
+            && account
+                .deactivation_reason
+                .is_some_and(DeactivationReason::allows_self_reactivation);
+        if !still_eligible {
+            return Err(Error::LinkInvalid);
+        }
+        let data = json!({ "via": "email_link", "previous_reason": account.deactivation_reason.map(DeactivationReason::as_str) });
+        let account = self
+            .reactivate_locked(&mut tx, &account, data, Some(account.id))
+            .await?;
+        let email = effects::Email::new(Template::AccountReactivated, &account.email, &[]);
+        let key = format!("account-reactivated:{}:{}", account.id, account.state_version);
+        owe_email(&mut tx, &key, &email).await?;
+        tx.commit().await?;
+        self.waker.wake();
+        tracing::info!(user_id = %account.id, "account reactivated by email link");
+        Ok(account)
+    }
+}

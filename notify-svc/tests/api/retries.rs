@@ -1,0 +1,127 @@
+//! A mail server that refuses: retries with exponential backoff, a final
+//! failure after the last attempt, and exactly one delivery once it accepts.
+
+use std::time::Duration;
+
+use proto::notify::v1 as pb;
+
+use crate::{
+    delivery::stored_content,
+    helpers::{reactivation_link, spawn_app_with},
+};
+
+#[tokio::test]
+async fn a_refusing_server_is_retried_with_backoff_then_the_message_fails_after_the_last_attempt() {
+    let app = spawn_app_with(|config| {
+        config.max_attempts = 4;
+        config.backoff_base = Duration::from_millis(200);
+        config.backoff_max = Duration::from_secs(10);
+    })
+    .await;
+    app.smtp.refuse(true);
+    // Every change of the message's delivery state, as the worker records it.
+    sqlx::raw_sql(
+        "CREATE TABLE attempt_log (attempts integer, updated_at timestamptz, next_attempt_at timestamptz); \
+         CREATE FUNCTION log_attempt() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+           INSERT INTO attempt_log VALUES (NEW.attempts, NEW.updated_at, NEW.next_attempt_at); RETURN NEW; \
+         END $$; \
+         CREATE TRIGGER log_attempt AFTER UPDATE ON messages FOR EACH ROW EXECUTE FUNCTION log_attempt();",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+
+    let enqueued = app
+        .enqueue(reactivation_link("ada@example.com", "reactivation:ada:refused"))
+        .await
+        .expect("enqueue");
+    let id: uuid::Uuid = enqueued.message_id.parse().unwrap();
+
+    // While it is retried, GetMessage shows it pending with its last error.
+    let pending = app
+        .wait_for_message(&enqueued.message_id, Duration::from_secs(10), |message| {
+            message.attempts >= 1
+        })
+        .await;
+    assert_eq!(pending.state(), pb::MessageState::Pending);
+    assert!(pending.last_error.contains("451"), "{}", pending.last_error);
+    let next = pending.next_attempt_at.expect("a next attempt is scheduled");
+    let created = pending.created_at.expect("a creation time");
+    assert!((next.seconds, next.nanos) > (created.seconds, created.nanos));
+
+    let failed = app
+        .wait_for_message(&enqueued.message_id, Duration::from_secs(15), |message| {
+            message.state() != pb::MessageState::Pending
+        })
+        .await;
+
+    // Each recorded attempt: when it was made and the wait it scheduled.
+    let attempts: Vec<(i32, f64, Option<f64>)> = sqlx::query_as(
+        "SELECT attempts, (EXTRACT(EPOCH FROM updated_at) * 1000)::float8, \
+         (EXTRACT(EPOCH FROM (next_attempt_at - updated_at)) * 1000)::float8 \
+         FROM attempt_log ORDER BY attempts",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let numbers: Vec<i32> = attempts.iter().map(|(number, _, _)| *number).collect();
+    assert_eq!(numbers, [1, 2, 3, 4]);
+    // base × 2^(attempts − 1), less up to 10 % jitter; the last attempt
+    // schedules nothing.
+    for ((number, _, wait), nominal) in attempts.iter().zip([200.0, 400.0, 800.0]) {
+        let wait = wait.unwrap_or_else(|| panic!("attempt {number} scheduled no retry"));
+        assert!(
+            wait <= nominal && wait >= nominal * 0.9 - 1.0,
+            "after attempt {number}: waits {wait} ms, expected about {nominal} ms"
+        );
+    }
+    assert_eq!(attempts[3].2, None);
+    // And no attempt came before its time.
+    for pair in attempts.windows(2) {
+        let ((number, made_at, wait), (_, next_made_at, _)) = (pair[0], pair[1]);
+        let wait = wait.unwrap_or_default();
+        assert!(
+            next_made_at - made_at >= wait - 1.0,
+            "attempt {} came {} ms after attempt {number}, which scheduled {wait} ms",
+            number + 1,
+            next_made_at - made_at
+        );
+    }
+
+    assert_eq!(failed.state(), pb::MessageState::Failed);
+    assert_eq!(failed.attempts, 4);
+    assert!(failed.last_error.contains("451"), "{}", failed.last_error);
+    assert_eq!(failed.next_attempt_at, None);
+    assert_eq!(failed.sent_at, None);
+    assert!(app.smtp.messages().is_empty());
+    // A message given up is erased like a sent one.
+    let stored = stored_content(&app.pool, id).await;
+    assert_eq!(
+        (stored.text_body, stored.html_body, stored.variables),
+        (None, None, None)
+    );
+}
+
+#[tokio::test]
+async fn a_server_refusing_then_accepting_again_receives_the_message_exactly_once() {
+    let app = spawn_app_with(|config| config.max_attempts = 50).await;
+    app.smtp.refuse(true);
+    let enqueued = app
+        .enqueue(reactivation_link("ada@example.com", "reactivation:ada:outage"))
+        .await
+        .expect("enqueue");
+    app.wait_for_message(&enqueued.message_id, Duration::from_secs(10), |message| {
+        message.attempts >= 2
+    })
+    .await;
+
+    app.smtp.refuse(false);
+    let sent = app.wait_until_sent(&enqueued.message_id).await;
+
+    assert!(sent.attempts >= 3, "{sent:?}");
+    let mail = app.smtp.wait_for(1, Duration::from_secs(5)).await;
+    assert_eq!(mail[0].to, ["ada@example.com"]);
+    // Retries keep running for other messages; none may repeat this one.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(app.smtp.messages().len(), 1);
+}
