@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1.7
+#
+# One image per service, all from this file:
+#   docker build --target identity-svc -t registry.example.com/reactivation/identity-svc:TAG .
+#   (targets: identity-svc, notify-svc, gateway)
+#
+# Dependencies compile once and stay cached across builds (BuildKit cache
+# mounts for the registry and the target directory); the runtime images are
+# distroless (glibc, CA certificates, no shell) and run as a non-root user.
+
+ARG RUST_VERSION=1.95
+
+FROM rust:${RUST_VERSION}-slim-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
+    --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked --bin identity-svc --bin notify-svc --bin gateway \
+    && mkdir -p /out \
+    && cp target/release/identity-svc target/release/notify-svc target/release/gateway /out/
+
+FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
+USER 65532:65532
+ENV RUST_LOG=info LOG_FORMAT=json
+
+FROM runtime AS identity-svc
+COPY --from=build /out/identity-svc /usr/local/bin/identity-svc
+EXPOSE 50051
+ENTRYPOINT ["/usr/local/bin/identity-svc"]
+
+FROM runtime AS notify-svc
+COPY --from=build /out/notify-svc /usr/local/bin/notify-svc
+EXPOSE 50054
+ENTRYPOINT ["/usr/local/bin/notify-svc"]
+
+FROM runtime AS gateway
+COPY --from=build /out/gateway /usr/local/bin/gateway
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/gateway"]
