@@ -9,6 +9,7 @@ use std::path::PathBuf;
 const PROTOS: &[&str] = &[
     "reactivation/identity/v1/identity.proto",
     "reactivation/notify/v1/notify.proto",
+    "reactivation/license/v1/license.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! scripts/bench login [--seconds N] [--concurrency N]
+//! scripts/bench validate [--seconds N] [--concurrency N]
 //! ```
 //!
 //! The services run as their real release binaries, in processes of their
@@ -12,10 +13,16 @@
 //! → gRPC → identity-svc → Postgres, argon2id verify, token signing) against
 //! raw argon2id hashes per second with the same parameters on all cores.
 //! Needs `DATABASE_URL` and `REDIS_URL` (a database is created and dropped).
+//!
+//! `validate`: license validations per second and their latency (default 64
+//! in flight) through the gateway and directly over gRPC to license-svc,
+//! against raw Postgres select-only transactions per second (pgbench,
+//! prepared, over TCP, on a scratch database it creates and drops).
 
 mod login;
 mod measure;
 mod processes;
+mod validate;
 
 use std::time::Duration;
 
@@ -25,11 +32,8 @@ struct Options {
     concurrency: usize,
 }
 
-fn parse_options(args: &[String]) -> anyhow::Result<Options> {
-    let mut options = Options {
-        seconds: 15,
-        concurrency: 8,
-    };
+fn parse_options(args: &[String], defaults: Options) -> anyhow::Result<Options> {
+    let mut options = defaults;
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| anyhow::anyhow!("{flag} needs a value"))?;
@@ -46,14 +50,25 @@ fn parse_options(args: &[String]) -> anyhow::Result<Options> {
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((scenario, rest)) = args.split_first() else {
-        anyhow::bail!("usage: bench login [--seconds N] [--concurrency N]");
+        anyhow::bail!("usage: bench login|validate [--seconds N] [--concurrency N]");
     };
-    let options = parse_options(rest)?;
+    let defaults = match scenario.as_str() {
+        "validate" => Options {
+            seconds: 10,
+            concurrency: 64,
+        },
+        _ => Options {
+            seconds: 15,
+            concurrency: 8,
+        },
+    };
+    let options = parse_options(rest, defaults)?;
     if cfg!(debug_assertions) {
         eprintln!("warning: a debug build measures the compiler, not the mesh; use --release");
     }
     match scenario.as_str() {
         "login" => login::run(Duration::from_secs(options.seconds), options.concurrency).await,
-        other => anyhow::bail!("unknown scenario {other}; try: login"),
+        "validate" => validate::run(Duration::from_secs(options.seconds), options.concurrency).await,
+        other => anyhow::bail!("unknown scenario {other}; try: login, validate"),
     }
 }

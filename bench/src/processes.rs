@@ -9,7 +9,7 @@ use std::{
 };
 
 use platform::{
-    auth::{InternalToken, KeyPair},
+    auth::{InternalToken, KeyPair, Role, TokenSigner},
     testing::{TestDatabase, TestKeySpace},
 };
 use tokio::process::{Child, Command};
@@ -40,7 +40,7 @@ impl Process {
     }
 }
 
-/// identity-svc and the gateway, running.
+/// identity-svc and the gateway, running (the `login` scenario).
 #[derive(Debug)]
 pub(crate) struct Mesh {
     pub(crate) gateway_url: String,
@@ -145,4 +145,112 @@ impl Mesh {
         }
         Ok(())
     }
+}
+
+/// license-svc and the gateway, running (the `validate` scenario).
+#[derive(Debug)]
+pub(crate) struct LicenseMesh {
+    pub(crate) gateway_url: String,
+    pub(crate) license_url: String,
+    /// An admin access token the processes trust, to create keys.
+    pub(crate) admin_token: String,
+    pub(crate) processes: Vec<Process>,
+    _database: TestDatabase,
+    _keys: TestKeySpace,
+}
+
+impl LicenseMesh {
+    /// Starts both; `pool_size` is license-svc's `DATABASE_MAX_CONNECTIONS`.
+    pub(crate) async fn start(pool_size: u32) -> anyhow::Result<Self> {
+        let database = TestDatabase::create(&license_svc::MIGRATOR).await;
+        let keys = TestKeySpace::new();
+        let pair = KeyPair::generate();
+        let admin_token = TokenSigner::from_pem(&pair.private_pem, Duration::from_secs(3600))?.sign(
+            uuid_for_bench(),
+            vec![Role::User, Role::Admin],
+            0,
+        )?;
+        let license_port = free_port()?;
+        let gateway_port = free_port()?;
+        let common = [
+            ("REDIS_URL", keys.url.expose().clone()),
+            ("REDIS_KEY_PREFIX", keys.prefix.clone()),
+            ("JWT_PUBLIC_KEY", pair.public_pem.clone()),
+            (
+                "INTERNAL_API_TOKEN",
+                InternalToken::generate().secret().expose().clone(),
+            ),
+            ("RUST_LOG", "warn".to_owned()),
+        ];
+        let license = Command::new(binary("license-svc")?)
+            .envs(common.clone())
+            .env("LISTEN_ADDR", format!("127.0.0.1:{license_port}"))
+            .env("DATABASE_URL", database.url.expose())
+            .env("DATABASE_MAX_CONNECTIONS", pool_size.to_string())
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let gateway = Command::new(binary("gateway")?)
+            .envs(common)
+            .env("LISTEN_ADDR", format!("127.0.0.1:{gateway_port}"))
+            .env("LICENSE_URL", format!("http://127.0.0.1:{license_port}"))
+            // One client drives all the load: its limit must not be what is measured.
+            .env("VALIDATE_RATE_LIMIT_PER_SEC", "1000000000")
+            .stdout(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mesh = Self {
+            gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            license_url: format!("http://127.0.0.1:{license_port}"),
+            admin_token,
+            processes: vec![
+                Process {
+                    name: "license-svc",
+                    child: license,
+                },
+                Process {
+                    name: "gateway",
+                    child: gateway,
+                },
+            ],
+            _database: database,
+            _keys: keys,
+        };
+        mesh.wait_until_ready().await?;
+        Ok(mesh)
+    }
+
+    async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // Ready when a validation through the gateway reaches license-svc
+        // and its database (an unknown key is 404, not 503).
+        loop {
+            let probe = http
+                .post(format!("{}/api/keys/validate", self.gateway_url))
+                .json(&serde_json::json!({ "key": "SK-AAAA-BBBB-CCCC-DDDD" }))
+                .send()
+                .await;
+            if probe.is_ok_and(|response| response.status() == reqwest::StatusCode::NOT_FOUND) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "license-svc and the gateway did not become ready in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub(crate) async fn stop(self) -> anyhow::Result<()> {
+        for process in self.processes {
+            process.stop().await?;
+        }
+        Ok(())
+    }
+}
+
+/// The benchmark's admin: any id will do, the token is what is checked.
+fn uuid_for_bench() -> uuid::Uuid {
+    uuid::Uuid::from_u128(0xbe9c_0000_0000_4000_8000_0000_0000_0001)
 }

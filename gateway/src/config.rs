@@ -12,6 +12,12 @@ pub struct Config {
     pub listen_addr: SocketAddr,
     /// `IDENTITY_URL`, default `http://127.0.0.1:50051`.
     pub identity_url: String,
+    /// `LICENSE_URL`, default `http://127.0.0.1:50052`.
+    pub license_url: String,
+    /// `VALIDATE_RATE_LIMIT_PER_SEC`, default 100: license validations one
+    /// client address may make per second, counted in this process (each
+    /// gateway replica allows this many).
+    pub validate_rate_limit_per_sec: u32,
     /// `REDIS_URL`: where session floors are read.
     pub redis_url: Secret<String>,
     /// `REDIS_KEY_PREFIX`, default `reactivation:` (must match the services').
@@ -38,6 +44,8 @@ impl Config {
         Ok(Self {
             listen_addr: config::parsed_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))?,
             identity_url: config::optional("IDENTITY_URL").unwrap_or_else(|| "http://127.0.0.1:50051".into()),
+            license_url: config::optional("LICENSE_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
+            validate_rate_limit_per_sec: config::parsed_or("VALIDATE_RATE_LIMIT_PER_SEC", 100)?,
             redis_url: config::secret("REDIS_URL")?,
             redis_key_prefix: config::optional("REDIS_KEY_PREFIX").unwrap_or_else(|| "reactivation:".into()),
             jwt_public_key: config::required("JWT_PUBLIC_KEY")?,

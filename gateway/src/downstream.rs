@@ -8,12 +8,16 @@
 use std::time::Duration;
 
 use platform::{auth::Caller, client::TracedChannel};
-use proto::identity::v1::identity_service_client::IdentityServiceClient;
+use proto::{
+    identity::v1::identity_service_client::IdentityServiceClient,
+    license::v1::license_service_client::LicenseServiceClient,
+};
 use tonic::Request;
 
 pub use platform::client::channel;
 
 pub type IdentityClient = IdentityServiceClient<TracedChannel>;
+pub type LicenseClient = LicenseServiceClient<TracedChannel>;
 
 /// Builds downstream requests with the same deadline and context.
 #[derive(Clone, Debug)]

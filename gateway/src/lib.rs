@@ -10,6 +10,7 @@
 pub mod config;
 pub mod downstream;
 pub mod extract;
+pub mod local_limit;
 pub mod problem;
 pub mod routes;
 
@@ -39,7 +40,8 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::config::Config;
 use crate::{
-    downstream::{Calls, IdentityClient},
+    downstream::{Calls, IdentityClient, LicenseClient},
+    local_limit::LocalLimiter,
     problem::Problem,
 };
 
@@ -47,6 +49,9 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub identity: IdentityClient,
+    pub license: LicenseClient,
+    /// Per-client limit of public license validations.
+    pub validate_limiter: LocalLimiter,
     pub calls: Calls,
     pub authenticator: Authenticator,
     /// The OpenAPI document, serialised once at start-up.
@@ -87,6 +92,7 @@ impl AppState {
     tags(
         (name = "accounts", description = "Register, log in, deactivate, reactivate by email"),
         (name = "admin", description = "Support staff (admin role)"),
+        (name = "keys", description = "License keys: support staff manage them (admin role); products validate them (public)"),
         (name = "system", description = "Health and this document"),
     )
 )]
@@ -114,6 +120,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::accounts::router())
         .merge(routes::reactivation::router())
         .merge(routes::admin::router())
+        .merge(routes::keys::router())
         .merge(routes::system::router())
 }
 
@@ -148,9 +155,12 @@ impl Application {
         let authenticator =
             Authenticator::from_pem(&config.jwt_public_key, SessionFloors::new(kv, config.access_token_ttl))?;
         let identity = IdentityClient::new(downstream::channel(&config.identity_url, config.downstream_timeout)?);
+        let license = LicenseClient::new(downstream::channel(&config.license_url, config.downstream_timeout)?);
         let (router, openapi) = api().split_for_parts();
         let state = AppState {
             identity,
+            license,
+            validate_limiter: LocalLimiter::per_second(config.validate_rate_limit_per_sec),
             calls: Calls {
                 timeout: config.downstream_timeout,
             },

@@ -84,6 +84,13 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, Some("NOT_FOUND"), detail)
     }
 
+    /// Too many requests; the client may try again after `seconds`.
+    pub fn rate_limited(detail: impl Into<String>, seconds: u64) -> Self {
+        let mut problem = Self::new(StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMITED"), detail);
+        problem.retry_after = Some(seconds);
+        problem
+    }
+
     pub fn status_code(&self) -> StatusCode {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }

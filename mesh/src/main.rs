@@ -10,7 +10,8 @@
 //! Settings (all optional): `DATABASE_URL` (a Postgres server; default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `REDIS_URL` (default
 //! `redis://127.0.0.1:6379`), `GATEWAY_ADDR` (default `127.0.0.1:8080`),
-//! `IDENTITY_ADDR` (default `127.0.0.1:50051`), `NOTIFY_ADDR` (default
+//! `IDENTITY_ADDR` (default `127.0.0.1:50051`), `LICENSE_ADDR` (default
+//! `127.0.0.1:50052`), `NOTIFY_ADDR` (default
 //! `127.0.0.1:50054`), `MAILBOX_DIR` (default `var/mailbox`: every email is
 //! written there as an `.eml` file, and reactivation links are logged),
 //! `MESH_ADMIN_EMAIL` and `MESH_ADMIN_PASSWORD`.
@@ -34,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
     let redis_url = Secret::new(config::optional("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()));
     let gateway_addr = config::parsed_or("GATEWAY_ADDR", "127.0.0.1:8080".parse()?)?;
     let identity_addr = config::parsed_or("IDENTITY_ADDR", "127.0.0.1:50051".parse()?)?;
+    let license_addr = config::parsed_or("LICENSE_ADDR", "127.0.0.1:50052".parse()?)?;
     let notify_addr: std::net::SocketAddr = config::parsed_or("NOTIFY_ADDR", "127.0.0.1:50054".parse()?)?;
     let mailbox = std::path::PathBuf::from(config::optional("MAILBOX_DIR").unwrap_or_else(|| "var/mailbox".into()));
     let admin_email = config::optional("MESH_ADMIN_EMAIL").unwrap_or_else(|| "admin@reactivation.test".into());
@@ -88,10 +90,23 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let identity_url = format!("http://{}", identity.local_addr());
 
+    platform::db::ensure_database(&server, "reactivation_license").await?;
+    let license = license_svc::Application::build(license_svc::Config {
+        service: service("reactivation_license", license_addr),
+        notify_url: notify_url.clone(),
+        outbox_max_backoff: Duration::from_secs(30),
+        trial_days: config::parsed_or("TRIAL_DAYS", 14)?,
+        max_trials_per_customer: config::parsed_or("MAX_TRIALS_PER_CUSTOMER", 3)?,
+    })
+    .await?;
+    let license_url = format!("http://{}", license.local_addr());
+
     let gateway = gateway::Application::build(
         gateway::Config {
             listen_addr: gateway_addr,
             identity_url: identity_url.clone(),
+            license_url: license_url.clone(),
+            validate_rate_limit_per_sec: config::parsed_or("VALIDATE_RATE_LIMIT_PER_SEC", 100)?,
             redis_url,
             redis_key_prefix: KEY_PREFIX.into(),
             jwt_public_key: keys.public_pem,
@@ -111,17 +126,20 @@ async fn main() -> anyhow::Result<()> {
     println!("  gateway (REST)     {gateway_url}");
     println!("  OpenAPI document   {gateway_url}/openapi.json");
     println!("  identity-svc gRPC  {identity_url}");
+    println!("  license-svc gRPC   {license_url}");
     println!("  notify-svc gRPC    {notify_url}");
     println!("  mailbox            {}/ (one .eml per email)", mailbox.display());
     println!("  admin login        {admin_email} / {admin_password}");
     println!();
 
-    let (identity, notify, gateway) = tokio::join!(
+    let (identity, license, notify, gateway) = tokio::join!(
         identity.run(shutdown.clone()),
+        license.run(shutdown.clone()),
         notify.run(shutdown.clone()),
         gateway.run()
     );
     identity?;
+    license?;
     notify?;
     gateway?;
     println!("The mesh has stopped.");

@@ -112,12 +112,19 @@ pub fn current_traceparent() -> Option<String> {
 /// A span continuing the trace of a stored `traceparent`.
 pub fn span_continuing(name: &'static str, traceparent: Option<&str>) -> Span {
     let span = tracing::info_span!("work", otel.name = name);
+    continue_trace(&span, traceparent);
+    span
+}
+
+/// Makes `span` part of the trace a stored `traceparent` names, so work done
+/// later (a queued email's delivery) shows up in the request that caused it.
+pub fn continue_trace(span: &Span, traceparent: Option<&str>) {
     if let Some(traceparent) = traceparent {
         let carrier = std::collections::HashMap::from([("traceparent".to_owned(), traceparent.to_owned())]);
         let parent = opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&carrier));
+        // Fails only when the span is disabled by the filter: nothing to attach.
         let _ = span.set_parent(parent);
     }
-    span
 }
 
 /// gRPC client interceptor: writes the current span's context into the

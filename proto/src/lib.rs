@@ -11,6 +11,12 @@ pub mod identity {
     }
 }
 
+pub mod license {
+    pub mod v1 {
+        tonic::include_proto!("reactivation.license.v1");
+    }
+}
+
 pub mod notify {
     pub mod v1 {
         tonic::include_proto!("reactivation.notify.v1");

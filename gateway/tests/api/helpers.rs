@@ -1,5 +1,6 @@
-//! `spawn_mesh`: identity-svc and the gateway of a test's own — fresh
-//! database, own Redis key space, port 0 — and an HTTP client.
+//! `spawn_mesh`: identity-svc, license-svc, notify-svc and the gateway of a
+//! test's own — fresh databases, own Redis key space, port 0 — and an HTTP
+//! client.
 
 use std::time::Duration;
 
@@ -24,6 +25,7 @@ pub struct TestMesh {
     /// The mail server notify-svc delivers to.
     pub smtp: SmtpSink,
     _database: TestDatabase,
+    _license_database: TestDatabase,
     _keys: TestKeySpace,
     notify: PendingNotify,
 }
@@ -119,9 +121,25 @@ async fn build_mesh(
     let identity_url = format!("http://{}", identity.local_addr());
     tokio::spawn(identity.run(shutdown.clone()));
 
+    // license-svc emails keys through the same notify-svc.
+    let license_database = TestDatabase::create(&license_svc::MIGRATOR).await;
+    let license = license_svc::Application::build(license_svc::Config {
+        service: platform::testing::service_config(&license_database, &keys, &pair.public_pem, &internal),
+        notify_url: format!("http://127.0.0.1:{notify_port}"),
+        outbox_max_backoff: Duration::from_secs(1),
+        trial_days: 14,
+        max_trials_per_customer: 3,
+    })
+    .await
+    .expect("license-svc builds");
+    let license_url = format!("http://{}", license.local_addr());
+    tokio::spawn(license.run(shutdown.clone()));
+
     let mut config = gateway::Config {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         identity_url,
+        license_url,
+        validate_rate_limit_per_sec: 100,
         redis_url: keys.url.clone(),
         redis_key_prefix: keys.prefix.clone(),
         jwt_public_key: pair.public_pem,
@@ -144,6 +162,7 @@ async fn build_mesh(
         shutdown,
         smtp,
         _database: database,
+        _license_database: license_database,
         _keys: keys,
         notify,
     }
@@ -189,6 +208,14 @@ impl TestMesh {
 
     pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
         let mut request = self.http.post(self.url(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.expect("request sent")
+    }
+
+    pub async fn patch(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        let mut request = self.http.patch(self.url(path)).json(&body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

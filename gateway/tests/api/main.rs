@@ -1,4 +1,4 @@
-//! The gateway in front of a real identity-svc, over HTTP, against real
+//! The gateway in front of real identity-svc, license-svc and notify-svc, over HTTP, against real
 //! Postgres and Redis.
 
 // Items of a test binary are never reachable from outside it.
@@ -7,6 +7,7 @@
 mod accounts;
 mod email_flow;
 mod helpers;
+mod keys;
 mod openapi;
 mod reactivation;
 mod tracing;

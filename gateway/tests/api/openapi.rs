@@ -16,6 +16,17 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/reactivate"),
     ("post", "/admin/users/{id}/reactivate"),
     ("get", "/admin/users/{id}/events"),
+    ("get", "/api/keys"),
+    ("post", "/api/keys"),
+    ("get", "/api/keys/{key}"),
+    ("patch", "/api/keys/{key}"),
+    ("post", "/api/keys/{key}/disable"),
+    ("post", "/api/keys/{key}/reactivate"),
+    ("post", "/api/keys/{key}/extend"),
+    ("post", "/api/keys/{key}/close-deal"),
+    ("post", "/api/keys/{key}/email"),
+    ("get", "/api/keys/{key}/history"),
+    ("post", "/api/keys/validate"),
     ("get", "/healthz"),
     ("get", "/openapi.json"),
 ];
@@ -45,7 +56,11 @@ async fn the_document_lists_exactly_the_served_routes() {
     // Every documented route is really served: none falls through to the
     // "No such route" fallback.
     for (method, path) in &documented {
-        let url = mesh.url(&path.replace("{id}", "00000000-0000-0000-0000-000000000000"));
+        let url = mesh.url(
+            &path
+                .replace("{id}", "00000000-0000-0000-0000-000000000000")
+                .replace("{key}", "SK-AAAA-BBBB-CCCC-DDDD"),
+        );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let response = mesh.http.request(method.clone(), url).send().await.unwrap();
         let status = response.status();

@@ -50,3 +50,50 @@ async fn a_request_through_the_gateway_is_one_trace_in_both_processes() {
     let gateway_span_ids: Vec<SpanId> = in_trace.iter().map(|span| span.span_context.span_id()).collect();
     assert!(gateway_span_ids.contains(&identity.parent_span_id));
 }
+
+#[tokio::test]
+async fn an_emailed_link_is_sent_in_the_trace_of_the_request_that_asked_for_it() {
+    let mesh = spawn_mesh().await;
+    mesh.register_and_leave("ada@example.com").await;
+    let collector = platform::testing::spans();
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let response = mesh
+        .http
+        .post(mesh.url("/reactivate_user"))
+        .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01"))
+        .json(&serde_json::json!({ "email": "ada@example.com" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    mesh.wait_for_token(1).await;
+
+    // Gateway → identity-svc → (answer) → outbox relay → notify-svc →
+    // its delivery worker: one trace, across a queue and two databases.
+    let expected = TraceId::from_hex(trace_id).unwrap();
+    let mut names = Vec::new();
+    for _ in 0..100 {
+        names = collector
+            .spans()
+            .into_iter()
+            .filter(|span| span.span_context.trace_id() == expected)
+            .map(|span| span.name.to_string())
+            .collect();
+        if names.iter().any(|name| name == "deliver") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    for expected_name in [
+        "POST /reactivate_user",
+        "POST /reactivation.identity.v1.IdentityService/RequestReactivation",
+        "outbox.deliver notify.enqueue",
+        "POST /reactivation.notify.v1.NotifyService/Enqueue",
+        "deliver",
+    ] {
+        assert!(
+            names.iter().any(|name| name == expected_name),
+            "no {expected_name:?} in {names:?}"
+        );
+    }
+}

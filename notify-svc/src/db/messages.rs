@@ -79,8 +79,8 @@ impl std::fmt::Debug for NewMessage<'_> {
 pub async fn insert(connection: &mut PgConnection, message: &NewMessage<'_>) -> Result<Option<Uuid>, sqlx::Error> {
     sqlx::query_scalar(
         "INSERT INTO messages (id, idempotency_key, template, recipient, subject, text_body, html_body, \
-         variables, state, attempts, next_attempt_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9) \
+         variables, state, attempts, next_attempt_at, created_at, updated_at, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', 0, $9, $9, $9, $10) \
          ON CONFLICT (idempotency_key) DO NOTHING RETURNING id",
     )
     .bind(message.id)
@@ -92,6 +92,7 @@ pub async fn insert(connection: &mut PgConnection, message: &NewMessage<'_>) -> 
     .bind(&message.rendered.html)
     .bind(&message.variables)
     .bind(message.now)
+    .bind(platform::telemetry::current_traceparent())
     .fetch_optional(connection)
     .await
 }
@@ -133,6 +134,8 @@ pub struct Due {
     pub variables: Option<serde_json::Value>,
     /// Attempts made before this one.
     pub attempts: i32,
+    /// The trace of the request that enqueued the message.
+    pub traceparent: Option<String>,
 }
 
 impl std::fmt::Debug for Due {
@@ -152,7 +155,7 @@ impl std::fmt::Debug for Due {
 #[tracing::instrument(skip(connection))]
 pub async fn lock_next_due(connection: &mut PgConnection, now: DateTime<Utc>) -> Result<Option<Due>, sqlx::Error> {
     sqlx::query_as::<_, Due>(
-        "SELECT id, template, recipient, subject, text_body, html_body, variables, attempts \
+        "SELECT id, template, recipient, subject, text_body, html_body, variables, attempts, traceparent \
          FROM messages WHERE state = 'pending' AND next_attempt_at <= $1 \
          ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED",
     )

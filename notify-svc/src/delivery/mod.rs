@@ -103,6 +103,7 @@ impl Worker {
             template = %due.template,
             attempts,
         );
+        platform::telemetry::continue_trace(&span, due.traceparent.as_deref());
         async {
             let sent = self.mailer.send(&due).await;
             let now = self.clock.now();

@@ -1,0 +1,220 @@
+//! The `license_keys` table.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, types::Json};
+use uuid::Uuid;
+
+use crate::domain::{Customer, Email, KeyStatus, KeyType, License, LicenseKey};
+
+const COLUMNS: &str = "key, email, owner_user_id, key_type, expires_at, disabled_at, created_at, features, customer";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    key: String,
+    email: String,
+    owner_user_id: Option<Uuid>,
+    key_type: String,
+    expires_at: Option<DateTime<Utc>>,
+    disabled_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    features: Json<BTreeMap<String, bool>>,
+    customer: Json<Customer>,
+}
+
+impl TryFrom<Row> for License {
+    type Error = sqlx::Error;
+
+    fn try_from(row: Row) -> Result<Self, Self::Error> {
+        // The table's CHECK constraints hold these; a failure here is a
+        // corrupted row, not a caller's mistake.
+        let corrupt = |what: String| sqlx::Error::Decode(what.into());
+        Ok(Self {
+            key: LicenseKey::parse(&row.key).map_err(corrupt)?,
+            email: Email::parse(&row.email).map_err(corrupt)?,
+            owner_user_id: row.owner_user_id,
+            key_type: KeyType::parse(&row.key_type).ok_or_else(|| corrupt(format!("key type {}", row.key_type)))?,
+            expires_at: row.expires_at,
+            disabled_at: row.disabled_at,
+            created_at: row.created_at,
+            features: row.features.0,
+            customer: row.customer.0,
+        })
+    }
+}
+
+/// Inserts a new key; a key already taken is a unique violation the caller
+/// answers by drawing another.
+#[tracing::instrument(skip_all, fields(key = %license.key))]
+pub async fn insert(connection: &mut PgConnection, license: &License) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO license_keys (key, email, owner_user_id, key_type, expires_at, disabled_at, features, customer, \
+         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+    )
+    .bind(license.key.as_str())
+    .bind(license.email.as_str())
+    .bind(license.owner_user_id)
+    .bind(license.key_type.as_str())
+    .bind(license.expires_at)
+    .bind(license.disabled_at)
+    .bind(Json(&license.features))
+    .bind(Json(&license.customer))
+    .bind(license.created_at)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// Writes back every mutable field of `license`.
+#[tracing::instrument(skip_all, fields(key = %license.key))]
+pub async fn update(connection: &mut PgConnection, license: &License, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE license_keys SET owner_user_id = $2, key_type = $3, expires_at = $4, disabled_at = $5, \
+         features = $6, customer = $7, updated_at = $8 WHERE key = $1",
+    )
+    .bind(license.key.as_str())
+    .bind(license.owner_user_id)
+    .bind(license.key_type.as_str())
+    .bind(license.expires_at)
+    .bind(license.disabled_at)
+    .bind(Json(&license.features))
+    .bind(Json(&license.customer))
+    .bind(now)
+    .execute(connection)
+    .await?;
+    Ok(())
+}
+
+/// One key, without locking it.
+#[tracing::instrument(skip(connection))]
+pub async fn find(connection: &mut PgConnection, key: &LicenseKey) -> Result<Option<License>, sqlx::Error> {
+    let statement = format!("SELECT {COLUMNS} FROM license_keys WHERE key = $1");
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
+        .bind(key.as_str())
+        .fetch_optional(connection)
+        .await?
+        .map(License::try_from)
+        .transpose()
+}
+
+/// One key, locked until the transaction ends: two actions on one key
+/// happen one after the other, each seeing the other's result.
+#[tracing::instrument(skip(connection))]
+pub async fn lock(connection: &mut PgConnection, key: &LicenseKey) -> Result<Option<License>, sqlx::Error> {
+    let statement = format!("SELECT {COLUMNS} FROM license_keys WHERE key = $1 FOR UPDATE");
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
+        .bind(key.as_str())
+        .fetch_optional(connection)
+        .await?
+        .map(License::try_from)
+        .transpose()
+}
+
+/// Which customer: their account, or their email.
+#[derive(Debug, Clone)]
+pub enum CustomerRef {
+    UserId(Uuid),
+    Email(Email),
+}
+
+/// Every key of one customer, locked, in a stable order (so two callers
+/// lock them in the same order and cannot deadlock).
+#[tracing::instrument(skip(connection))]
+pub async fn lock_of_customer(
+    connection: &mut PgConnection,
+    customer: &CustomerRef,
+) -> Result<Vec<License>, sqlx::Error> {
+    let (user_id, email) = match customer {
+        CustomerRef::UserId(id) => (Some(*id), None),
+        CustomerRef::Email(email) => (None, Some(email.as_str())),
+    };
+    // The unused one is NULL, and `= NULL` matches nothing.
+    let statement =
+        format!("SELECT {COLUMNS} FROM license_keys WHERE owner_user_id = $1 OR email = $2 ORDER BY key FOR UPDATE");
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
+        .bind(user_id)
+        .bind(email)
+        .fetch_all(connection)
+        .await?
+        .into_iter()
+        .map(License::try_from)
+        .collect()
+}
+
+/// Listing filters; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub email: Option<Email>,
+    pub status: Option<KeyStatus>,
+    pub key_type: Option<KeyType>,
+}
+
+/// Where a page starts: just after this key in (created_at, key) order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: DateTime<Utc>,
+    pub key: String,
+}
+
+/// Up to `limit` keys matching `filter` after `after`, oldest first (ties
+/// by key), with status evaluated at `now`.
+#[tracing::instrument(skip(connection))]
+pub async fn list(
+    connection: &mut PgConnection,
+    filter: &Filter,
+    after: Option<&Cursor>,
+    limit: i64,
+    now: DateTime<Utc>,
+) -> Result<Vec<License>, sqlx::Error> {
+    let status = filter.status.map(|status| match status {
+        KeyStatus::Active => "active",
+        KeyStatus::Disabled => "disabled",
+        KeyStatus::Expired => "expired",
+    });
+    let statement = format!(
+        "SELECT {COLUMNS} FROM license_keys \
+         WHERE ($1::text IS NULL OR email = $1) \
+           AND ($2::text IS NULL OR key_type = $2) \
+           AND ($3::text IS NULL \
+                OR ($3 = 'disabled' AND disabled_at IS NOT NULL) \
+                OR ($3 = 'expired' AND disabled_at IS NULL AND expires_at <= $4) \
+                OR ($3 = 'active' AND disabled_at IS NULL AND (expires_at IS NULL OR expires_at > $4))) \
+           AND ($5::timestamptz IS NULL OR (created_at, key) > ($5, $6)) \
+         ORDER BY created_at, key LIMIT $7"
+    );
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
+        .bind(filter.email.as_ref().map(Email::as_str))
+        .bind(filter.key_type.map(KeyType::as_str))
+        .bind(status)
+        .bind(now)
+        .bind(after.map(|cursor| cursor.created_at))
+        .bind(after.map(|cursor| cursor.key.as_str()))
+        .bind(limit)
+        .fetch_all(connection)
+        .await?
+        .into_iter()
+        .map(License::try_from)
+        .collect()
+}
+
+/// What validation needs, and nothing else: the hot path reads one row by
+/// primary key, without a transaction.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Validation {
+    pub key_type: String,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub disabled_at: Option<DateTime<Utc>>,
+    pub features: Json<BTreeMap<String, bool>>,
+}
+
+#[tracing::instrument(skip(executor))]
+pub async fn validation<'e, E>(executor: E, key: &LicenseKey) -> Result<Option<Validation>, sqlx::Error>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    sqlx::query_as("SELECT key_type, expires_at, disabled_at, features FROM license_keys WHERE key = $1")
+        .bind(key.as_str())
+        .fetch_optional(executor)
+        .await
+}

@@ -1,0 +1,409 @@
+//! The license use cases: create, edit, extend, close a deal, email,
+//! disable, reactivate, history, validate, and access set by billing.
+//!
+//! Each change is one transaction that locks the key row, checks the
+//! transition against the key's status at "now" (from the injectable
+//! clock), writes the new state and its history entry — and, for an email,
+//! the outbox entry — and commits them together.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use platform::{clock::Clock, outbox::Waker};
+use proto::notify::v1::Template;
+use serde_json::json;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use crate::{
+    db::{
+        self,
+        history::Entry,
+        keys::{Cursor, CustomerRef, Filter},
+    },
+    domain::{Action, Customer, Email, KeyStatus, KeyType, License, LicenseKey},
+    effects::{self, Email as OwedEmail},
+    error::Error,
+};
+
+/// Keys drawn before giving up on finding a free one: with 2^82 keys a
+/// second draw is already vanishingly rare.
+const KEY_DRAWS: usize = 5;
+const MAX_PAGE_SIZE: u32 = 200;
+const DEFAULT_PAGE_SIZE: u32 = 50;
+const MAX_EXTEND_DAYS: u32 = 3650;
+const MAX_TRIAL_DAYS: u32 = 365;
+
+/// A new key as support staff ask for it.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub email: String,
+    pub owner_user_id: Option<Uuid>,
+    pub key_type: KeyType,
+    /// Trial only; `None` means the configured default.
+    pub trial_days: Option<u32>,
+    pub features: BTreeMap<String, bool>,
+    pub customer: Customer,
+}
+
+/// The answer to "is this key valid now?".
+#[derive(Debug, Clone)]
+pub struct Validity {
+    pub status: KeyStatus,
+    pub key_type: KeyType,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub features: BTreeMap<String, bool>,
+}
+
+/// What billing says about a customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Active,
+    Suspended,
+}
+
+/// A page of keys and where the next one starts.
+#[derive(Debug)]
+pub struct Page {
+    pub keys: Vec<License>,
+    pub next: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Licenses {
+    pub(crate) pool: PgPool,
+    pub(crate) clock: Clock,
+    /// Wakes the outbox relay after a commit that owes an email.
+    pub(crate) waker: Waker,
+    pub(crate) trial_days: u32,
+    pub(crate) max_trials_per_customer: u32,
+}
+
+pub fn parse_key(raw: &str) -> Result<LicenseKey, Error> {
+    LicenseKey::parse(raw).map_err(|message| Error::invalid("key", message))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .and_then(|db| db.code())
+        .is_some_and(|code| code == "23505")
+}
+
+impl Licenses {
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    pub async fn create(&self, new: NewKey, performed_by: &str) -> Result<License, Error> {
+        let email = Email::parse(&new.email).map_err(|message| Error::invalid("email", message))?;
+        let expires_in = match (new.key_type, new.trial_days) {
+            (KeyType::Trial, days) => {
+                let days = days.unwrap_or(self.trial_days);
+                if !(1..=MAX_TRIAL_DAYS).contains(&days) {
+                    return Err(Error::invalid(
+                        "trial_days",
+                        format!("trial_days must be between 1 and {MAX_TRIAL_DAYS}"),
+                    ));
+                }
+                Some(Duration::days(i64::from(days)))
+            }
+            (_, Some(_)) => return Err(Error::invalid("trial_days", "only a trial key has trial days")),
+            (_, None) => None,
+        };
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let fresh_trial = new.key_type == KeyType::Trial;
+        if fresh_trial {
+            self.check_trial_cap(&mut tx, &email).await?;
+        }
+        for _ in 0..KEY_DRAWS {
+            let license = License {
+                key: LicenseKey::generate(),
+                email: email.clone(),
+                owner_user_id: new.owner_user_id,
+                key_type: new.key_type,
+                expires_at: expires_in.map(|days| now + days),
+                disabled_at: None,
+                created_at: now,
+                features: new.features.clone(),
+                customer: new.customer.clone(),
+            };
+            // A savepoint, so a taken key does not abort the transaction.
+            let mut attempt = sqlx::Acquire::begin(&mut *tx).await?;
+            match db::keys::insert(&mut attempt, &license).await {
+                Ok(()) => attempt.commit().await?,
+                Err(err) if is_unique_violation(&err) => continue,
+                Err(err) => return Err(err.into()),
+            }
+            let details = json!({
+                "new_expiry": license.expires_at.map(|at| at.to_rfc3339()),
+                "key_type": license.key_type.as_str(),
+                "was_trial": false,
+            });
+            db::history::record(
+                &mut tx,
+                &license.key,
+                Action::Created,
+                performed_by,
+                details,
+                fresh_trial,
+                now,
+            )
+            .await?;
+            tx.commit().await?;
+            tracing::info!(key = %license.key, key_type = license.key_type.as_str(), "license key created");
+            return Ok(license);
+        }
+        Err(anyhow::anyhow!("no free license key after {KEY_DRAWS} draws").into())
+    }
+
+    /// Refuses a fresh trial period beyond the customer's cap. Holds a lock
+    /// on the customer's trials until the transaction ends.
+    async fn check_trial_cap(&self, connection: &mut PgConnection, email: &Email) -> Result<(), Error> {
+        db::history::lock_trials_of(connection, email).await?;
+        let trials = db::history::trials_of(connection, email).await?;
+        if trials >= i64::from(self.max_trials_per_customer) {
+            return Err(Error::TrialLimitReached {
+                limit: self.max_trials_per_customer,
+            });
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, key: &str) -> Result<License, Error> {
+        let key = parse_key(key)?;
+        db::keys::find(&mut *self.pool.acquire().await?, &key)
+            .await?
+            .ok_or(Error::KeyNotFound)
+    }
+
+    pub async fn list(&self, filter: Filter, page_size: Option<u32>, page_token: Option<&str>) -> Result<Page, Error> {
+        let size = page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
+        let after = page_token.map(decode_cursor).transpose()?;
+        let mut keys = db::keys::list(
+            &mut *self.pool.acquire().await?,
+            &filter,
+            after.as_ref(),
+            i64::from(size) + 1,
+            self.now(),
+        )
+        .await?;
+        // One more than a page was asked for: its presence says whether a
+        // next page exists, without a count.
+        let next = if keys.len() > size as usize {
+            keys.truncate(size as usize);
+            keys.last().map(encode_cursor)
+        } else {
+            None
+        };
+        Ok(Page { keys, next })
+    }
+
+    /// Locks `key`, applies `change` at "now", writes the key and its
+    /// history entry, and commits.
+    async fn change(
+        &self,
+        key: &str,
+        action: Action,
+        performed_by: &str,
+        change: impl FnOnce(&mut License, DateTime<Utc>) -> Result<serde_json::Value, Error>,
+    ) -> Result<License, Error> {
+        let key = parse_key(key)?;
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let mut license = db::keys::lock(&mut tx, &key).await?.ok_or(Error::KeyNotFound)?;
+        let details = change(&mut license, now)?;
+        db::keys::update(&mut tx, &license, now).await?;
+        db::history::record(&mut tx, &key, action, performed_by, details, false, now).await?;
+        tx.commit().await?;
+        tracing::info!(key = %key, action = action.as_str(), "license key changed");
+        Ok(license)
+    }
+
+    pub async fn update(
+        &self,
+        key: &str,
+        customer: Option<Customer>,
+        features: Option<BTreeMap<String, bool>>,
+        performed_by: &str,
+    ) -> Result<License, Error> {
+        self.change(key, Action::Updated, performed_by, |license, _| {
+            let mut details = json!({ "key_type": license.key_type.as_str(), "was_trial": license.is_trial() });
+            if let Some(customer) = customer {
+                details["customer"] = json!(customer);
+                license.customer = customer;
+            }
+            if let Some(features) = features {
+                details["features"] = json!(features);
+                license.features = features;
+            }
+            Ok(details)
+        })
+        .await
+    }
+
+    pub async fn extend(&self, key: &str, days: u32, performed_by: &str) -> Result<License, Error> {
+        if !(1..=MAX_EXTEND_DAYS).contains(&days) {
+            return Err(Error::invalid(
+                "days",
+                format!("days must be between 1 and {MAX_EXTEND_DAYS}"),
+            ));
+        }
+        self.change(key, Action::Extended, performed_by, |license, now| {
+            license.extend(now, days)
+        })
+        .await
+    }
+
+    pub async fn close_deal(&self, key: &str, performed_by: &str) -> Result<License, Error> {
+        self.change(key, Action::DealClosed, performed_by, License::close_deal)
+            .await
+    }
+
+    pub async fn disable(&self, key: &str, performed_by: &str) -> Result<License, Error> {
+        self.change(key, Action::Disabled, performed_by, License::disable).await
+    }
+
+    pub async fn reactivate(&self, key: &str, performed_by: &str) -> Result<License, Error> {
+        let key = parse_key(key)?;
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let mut license = db::keys::lock(&mut tx, &key).await?.ok_or(Error::KeyNotFound)?;
+        if license.status(now) == KeyStatus::Active {
+            return Err(Error::AlreadyActive);
+        }
+        if license.is_trial() {
+            self.check_trial_cap(&mut tx, &license.email).await?;
+        }
+        let (details, fresh_trial) = license.reactivate(now)?;
+        db::keys::update(&mut tx, &license, now).await?;
+        db::history::record(
+            &mut tx,
+            &key,
+            Action::Reactivated,
+            performed_by,
+            details,
+            fresh_trial,
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        tracing::info!(key = %key, "license key reactivated");
+        Ok(license)
+    }
+
+    /// Records the email in the outbox with the history entry; the relay
+    /// hands it to notify-svc after the commit.
+    pub async fn email(&self, key: &str, performed_by: &str) -> Result<(), Error> {
+        let key = parse_key(key)?;
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let license = db::keys::lock(&mut tx, &key).await?.ok_or(Error::KeyNotFound)?;
+        if license.status(now) == KeyStatus::Disabled {
+            return Err(Error::KeyDisabled);
+        }
+        let expires_at = license
+            .expires_at
+            .map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string())
+            .unwrap_or_default();
+        let email = OwedEmail::new(
+            Template::LicenseKey,
+            license.email.as_str(),
+            &[
+                ("license_key", key.to_string()),
+                ("key_type", license.key_type.as_str().to_owned()),
+                ("expires_at", expires_at),
+            ],
+        );
+        // Each request is its own email: asked twice, sent twice.
+        let idempotency_key = format!("license-key-email:{}", Uuid::now_v7());
+        effects::owe_email(&mut tx, &idempotency_key, &email).await?;
+        let details = json!({ "key_type": license.key_type.as_str(), "was_trial": license.is_trial(), "recipient": license.email.as_str() });
+        db::history::record(&mut tx, &key, Action::Emailed, performed_by, details, false, now).await?;
+        tx.commit().await?;
+        self.waker.wake();
+        tracing::info!(key = %key, "license key email owed");
+        Ok(())
+    }
+
+    pub async fn history(&self, key: &str) -> Result<Vec<Entry>, Error> {
+        let key = parse_key(key)?;
+        let mut connection = self.pool.acquire().await?;
+        if db::keys::find(&mut connection, &key).await?.is_none() {
+            return Err(Error::KeyNotFound);
+        }
+        Ok(db::history::list(&mut connection, &key).await?)
+    }
+
+    /// The hot path: one primary-key read, no transaction, no lock.
+    pub async fn validate(&self, key: &str) -> Result<Validity, Error> {
+        let key = parse_key(key)?;
+        let row = db::keys::validation(&self.pool, &key)
+            .await?
+            .ok_or(Error::KeyNotFound)?;
+        let key_type =
+            KeyType::parse(&row.key_type).ok_or_else(|| anyhow::anyhow!("corrupt key type {}", row.key_type))?;
+        let now = self.now();
+        let status = if row.disabled_at.is_some() {
+            KeyStatus::Disabled
+        } else if row.expires_at.is_some_and(|expiry| expiry <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        };
+        Ok(Validity {
+            status,
+            key_type,
+            expires_at: row.expires_at,
+            features: row.features.0,
+        })
+    }
+
+    /// Billing's word on a customer, applied to every key of theirs in one
+    /// transaction. Idempotent: keys already so are left alone and get no
+    /// history entry.
+    pub async fn set_customer_access(
+        &self,
+        customer: CustomerRef,
+        access: Access,
+        performed_by: &str,
+    ) -> Result<Vec<License>, Error> {
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let mut changed = Vec::new();
+        for mut license in db::keys::lock_of_customer(&mut tx, &customer).await? {
+            let (action, details) = match access {
+                Access::Suspended => (Action::Suspended, license.suspend(now)),
+                Access::Active => (Action::Restored, license.restore()),
+            };
+            let Some(details) = details else { continue };
+            db::keys::update(&mut tx, &license, now).await?;
+            db::history::record(&mut tx, &license.key, action, performed_by, details, false, now).await?;
+            changed.push(license);
+        }
+        tx.commit().await?;
+        tracing::info!(changed = changed.len(), access = ?access, "customer access set");
+        Ok(changed)
+    }
+}
+
+/// A page token: the last key of the page and its creation time, in
+/// microseconds. Opaque to clients; malformed ones are refused.
+fn encode_cursor(license: &License) -> String {
+    format!("{}.{}", license.created_at.timestamp_micros(), license.key)
+}
+
+fn decode_cursor(token: &str) -> Result<Cursor, Error> {
+    let invalid = || Error::invalid("page_token", "page_token is not one this service issued");
+    let (micros, key) = token.split_once('.').ok_or_else(invalid)?;
+    let created_at = micros
+        .parse::<i64>()
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(invalid)?;
+    let key = LicenseKey::parse(key).map_err(|_| invalid())?;
+    Ok(Cursor {
+        created_at,
+        key: key.to_string(),
+    })
+}

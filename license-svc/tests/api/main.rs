@@ -1,0 +1,10 @@
+//! license-svc over gRPC, against real Postgres and Redis, with a pinned clock.
+
+// Items of a test binary are never reachable from outside it.
+#![allow(unreachable_pub)]
+
+mod access;
+mod helpers;
+mod history;
+mod lifecycle;
+mod listing;
