@@ -12,7 +12,7 @@
 //! Reactivation restores the account, not the subscription or product
 //! access: the customer buys a plan again.
 
-use platform::telemetry;
+use platform::{mail, telemetry};
 use serde_json::json;
 use tracing::Instrument as _;
 
@@ -20,7 +20,6 @@ use crate::{
     accounts::Accounts,
     db,
     domain::{Account, DeactivationReason, Email, EventKind},
-    effects::{self, owe_email},
     error::Error,
     tokens::{Claim, digest},
 };
@@ -101,7 +100,7 @@ impl Accounts {
         let base = self.reactivation.public_url.trim_end_matches('/');
         let link = format!("{base}/reactivate?token={token}");
         let hours = (self.tokens.ttl().as_secs() / 3600).max(1);
-        let email = effects::Email::new(
+        let email = mail::Email::new(
             Template::ReactivationLink,
             &account.email,
             &[("link", link), ("expires_in_hours", hours.to_string())],
@@ -109,7 +108,7 @@ impl Accounts {
         let mut tx = self.pool.begin().await?;
         let data = json!({ "sent": true, "expires_in_hours": hours });
         db::events::record(&mut tx, account.id, EventKind::ReactivationRequested, data, None, now).await?;
-        owe_email(&mut tx, &format!("reactivation-link:{hash}"), &email).await?;
+        mail::owe(&mut tx, &format!("reactivation-link:{hash}"), &email).await?;
         tx.commit().await?;
         self.waker.wake();
         tracing::info!(user_id = %account.id, trace_id = ?telemetry::current_trace_id(), "reactivation link issued");
@@ -136,9 +135,9 @@ impl Accounts {
         let account = self
             .reactivate_locked(&mut tx, &account, data, Some(account.id))
             .await?;
-        let email = effects::Email::new(Template::AccountReactivated, &account.email, &[]);
+        let email = mail::Email::new(Template::AccountReactivated, &account.email, &[]);
         let key = format!("account-reactivated:{}:{}", account.id, account.state_version);
-        owe_email(&mut tx, &key, &email).await?;
+        mail::owe(&mut tx, &key, &email).await?;
         tx.commit().await?;
         self.waker.wake();
         tracing::info!(user_id = %account.id, "account reactivated by email link");

@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use platform::{clock::Clock, outbox::Waker};
+use platform::{clock::Clock, mail, outbox::Waker};
 use proto::notify::v1::Template;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
@@ -22,7 +22,6 @@ use crate::{
         keys::{Cursor, CustomerRef, Filter},
     },
     domain::{Action, Customer, Email, KeyStatus, KeyType, License, LicenseKey},
-    effects::{self, Email as OwedEmail},
     error::Error,
 };
 
@@ -306,7 +305,7 @@ impl Licenses {
             .expires_at
             .map(|at| at.format("%Y-%m-%d %H:%M UTC").to_string())
             .unwrap_or_default();
-        let email = OwedEmail::new(
+        let email = mail::Email::new(
             Template::LicenseKey,
             license.email.as_str(),
             &[
@@ -317,7 +316,7 @@ impl Licenses {
         );
         // Each request is its own email: asked twice, sent twice.
         let idempotency_key = format!("license-key-email:{}", Uuid::now_v7());
-        effects::owe_email(&mut tx, &idempotency_key, &email).await?;
+        mail::owe(&mut tx, &idempotency_key, &email).await?;
         let details = json!({ "key_type": license.key_type.as_str(), "was_trial": license.is_trial(), "recipient": license.email.as_str() });
         db::history::record(&mut tx, &key, Action::Emailed, performed_by, details, false, now).await?;
         tx.commit().await?;

@@ -17,6 +17,7 @@ pub mod db;
 pub mod error;
 pub mod kv;
 pub mod limits;
+pub mod mail;
 pub mod outbox;
 pub mod serve;
 pub mod shutdown;
