@@ -2,7 +2,7 @@
 #
 # One image per service, all from this file:
 #   docker build --target identity-svc -t registry.example.com/reactivation/identity-svc:TAG .
-#   (targets: identity-svc, license-svc, notify-svc, gateway)
+#   (targets: identity-svc, license-svc, billing-svc, notify-svc, gateway)
 #
 # Dependencies compile once and stay cached across builds (BuildKit cache
 # mounts for the registry and the target directory); the runtime images are
@@ -15,9 +15,9 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin identity-svc --bin license-svc --bin notify-svc --bin gateway \
+    cargo build --release --locked --bin identity-svc --bin license-svc --bin billing-svc --bin notify-svc --bin gateway \
     && mkdir -p /out \
-    && cp target/release/identity-svc target/release/license-svc target/release/notify-svc target/release/gateway /out/
+    && cp target/release/identity-svc target/release/license-svc target/release/billing-svc target/release/notify-svc target/release/gateway /out/
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 USER 65532:65532
@@ -32,6 +32,11 @@ FROM runtime AS license-svc
 COPY --from=build /out/license-svc /usr/local/bin/license-svc
 EXPOSE 50052
 ENTRYPOINT ["/usr/local/bin/license-svc"]
+
+FROM runtime AS billing-svc
+COPY --from=build /out/billing-svc /usr/local/bin/billing-svc
+EXPOSE 50053
+ENTRYPOINT ["/usr/local/bin/billing-svc"]
 
 FROM runtime AS notify-svc
 COPY --from=build /out/notify-svc /usr/local/bin/notify-svc

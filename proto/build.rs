@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "reactivation/identity/v1/identity.proto",
     "reactivation/notify/v1/notify.proto",
     "reactivation/license/v1/license.proto",
+    "reactivation/billing/v1/billing.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

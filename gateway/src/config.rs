@@ -14,6 +14,8 @@ pub struct Config {
     pub identity_url: String,
     /// `LICENSE_URL`, default `http://127.0.0.1:50052`.
     pub license_url: String,
+    /// `BILLING_URL`, default `http://127.0.0.1:50053`.
+    pub billing_url: String,
     /// `VALIDATE_RATE_LIMIT_PER_SEC`, default 100: license validations one
     /// client address may make per second, counted in this process (each
     /// gateway replica allows this many).
@@ -45,6 +47,7 @@ impl Config {
             listen_addr: config::parsed_or("LISTEN_ADDR", SocketAddr::from(([0, 0, 0, 0], DEFAULT_PORT)))?,
             identity_url: config::optional("IDENTITY_URL").unwrap_or_else(|| "http://127.0.0.1:50051".into()),
             license_url: config::optional("LICENSE_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
+            billing_url: config::optional("BILLING_URL").unwrap_or_else(|| "http://127.0.0.1:50053".into()),
             validate_rate_limit_per_sec: config::parsed_or("VALIDATE_RATE_LIMIT_PER_SEC", 100)?,
             redis_url: config::secret("REDIS_URL")?,
             redis_key_prefix: config::optional("REDIS_KEY_PREFIX").unwrap_or_else(|| "reactivation:".into()),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use platform::{auth::Caller, client::TracedChannel};
 use proto::{
+    billing::v1::billing_service_client::BillingServiceClient,
     identity::v1::identity_service_client::IdentityServiceClient,
     license::v1::license_service_client::LicenseServiceClient,
 };
@@ -18,6 +19,7 @@ pub use platform::client::channel;
 
 pub type IdentityClient = IdentityServiceClient<TracedChannel>;
 pub type LicenseClient = LicenseServiceClient<TracedChannel>;
+pub type BillingClient = BillingServiceClient<TracedChannel>;
 
 /// Builds downstream requests with the same deadline and context.
 #[derive(Clone, Debug)]

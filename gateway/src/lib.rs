@@ -40,7 +40,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use crate::config::Config;
 use crate::{
-    downstream::{Calls, IdentityClient, LicenseClient},
+    downstream::{BillingClient, Calls, IdentityClient, LicenseClient},
     local_limit::LocalLimiter,
     problem::Problem,
 };
@@ -50,6 +50,7 @@ use crate::{
 pub struct AppState {
     pub identity: IdentityClient,
     pub license: LicenseClient,
+    pub billing: BillingClient,
     /// Per-client limit of public license validations.
     pub validate_limiter: LocalLimiter,
     pub calls: Calls,
@@ -92,6 +93,7 @@ impl AppState {
     tags(
         (name = "accounts", description = "Register, log in, deactivate, reactivate by email"),
         (name = "admin", description = "Support staff (admin role)"),
+        (name = "billing", description = "Subscriptions: cancel and undo, prices, checkout with the welcome-back offer, Stripe webhooks"),
         (name = "keys", description = "License keys: support staff manage them (admin role); products validate them (public)"),
         (name = "system", description = "Health and this document"),
     )
@@ -121,6 +123,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::reactivation::router())
         .merge(routes::admin::router())
         .merge(routes::keys::router())
+        .merge(routes::billing::router())
         .merge(routes::system::router())
 }
 
@@ -156,10 +159,12 @@ impl Application {
             Authenticator::from_pem(&config.jwt_public_key, SessionFloors::new(kv, config.access_token_ttl))?;
         let identity = IdentityClient::new(downstream::channel(&config.identity_url, config.downstream_timeout)?);
         let license = LicenseClient::new(downstream::channel(&config.license_url, config.downstream_timeout)?);
+        let billing = BillingClient::new(downstream::channel(&config.billing_url, config.downstream_timeout)?);
         let (router, openapi) = api().split_for_parts();
         let state = AppState {
             identity,
             license,
+            billing,
             validate_limiter: LocalLimiter::per_second(config.validate_rate_limit_per_sec),
             calls: Calls {
                 timeout: config.downstream_timeout,

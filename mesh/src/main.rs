@@ -11,18 +11,29 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `REDIS_URL` (default
 //! `redis://127.0.0.1:6379`), `GATEWAY_ADDR` (default `127.0.0.1:8080`),
 //! `IDENTITY_ADDR` (default `127.0.0.1:50051`), `LICENSE_ADDR` (default
-//! `127.0.0.1:50052`), `NOTIFY_ADDR` (default
-//! `127.0.0.1:50054`), `MAILBOX_DIR` (default `var/mailbox`: every email is
-//! written there as an `.eml` file, and reactivation links are logged),
-//! `MESH_ADMIN_EMAIL` and `MESH_ADMIN_PASSWORD`.
+//! `127.0.0.1:50052`), `BILLING_ADDR` (default `127.0.0.1:50053`),
+//! `NOTIFY_ADDR` (default `127.0.0.1:50054`), `MAILBOX_DIR` (default
+//! `var/mailbox`: every email is written there as an `.eml` file, and
+//! reactivation links are logged), `MESH_ADMIN_EMAIL` and
+//! `MESH_ADMIN_PASSWORD`.
+//!
+//! Stripe: with `STRIPE_SECRET_KEY` (and `STRIPE_WEBHOOK_SECRET`, prices as
+//! billing-svc reads them) billing talks to real Stripe. Without it a local
+//! Stripe double runs on `STRIPE_DOUBLE_ADDR` (default `127.0.0.1:12111`):
+//! Checkout URLs open its hosted page, whose "Pay" button completes the
+//! payment and sends the signed webhooks to the gateway, so the whole
+//! checkout flow can be walked in a browser.
 
 use std::time::Duration;
 
+use billing_svc::config::StripeConfig;
 use platform::{
     auth::{InternalToken, KeyPair},
+    clock::Clock,
     config::{self, Secret, ServiceConfig},
     shutdown::Shutdown,
 };
+use stripe_double::{CataloguePrice, StripeDouble};
 
 const KEY_PREFIX: &str = "reactivation:dev:";
 
@@ -36,6 +47,8 @@ async fn main() -> anyhow::Result<()> {
     let gateway_addr = config::parsed_or("GATEWAY_ADDR", "127.0.0.1:8080".parse()?)?;
     let identity_addr = config::parsed_or("IDENTITY_ADDR", "127.0.0.1:50051".parse()?)?;
     let license_addr = config::parsed_or("LICENSE_ADDR", "127.0.0.1:50052".parse()?)?;
+    let billing_addr = config::parsed_or("BILLING_ADDR", "127.0.0.1:50053".parse()?)?;
+    let stripe_double_addr = config::parsed_or("STRIPE_DOUBLE_ADDR", "127.0.0.1:12111".parse()?)?;
     let notify_addr: std::net::SocketAddr = config::parsed_or("NOTIFY_ADDR", "127.0.0.1:50054".parse()?)?;
     let mailbox = std::path::PathBuf::from(config::optional("MAILBOX_DIR").unwrap_or_else(|| "var/mailbox".into()));
     let admin_email = config::optional("MESH_ADMIN_EMAIL").unwrap_or_else(|| "admin@reactivation.test".into());
@@ -101,11 +114,53 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let license_url = format!("http://{}", license.local_addr());
 
+    let gateway_public_url = format!("http://{gateway_addr}");
+    let (stripe, stripe_double) = match config::optional("STRIPE_SECRET_KEY") {
+        Some(_) => (StripeConfig::from_env()?, None),
+        None => {
+            let webhook_secret = format!("whsec_local_{}", uuid::Uuid::new_v4().simple());
+            let catalogue = StripeConfig::default_catalogue()
+                .map(|(id, amount, interval)| CataloguePrice::new(id, amount, interval))
+                .collect();
+            let mut options = stripe_double::Options::new(Clock::system(), webhook_secret.clone(), catalogue);
+            options.listen = stripe_double_addr;
+            options.webhook_url = Some(format!("{gateway_public_url}/api/stripe/webhook"));
+            options.auto_deliver = true;
+            let double = StripeDouble::start(options).await?;
+            let stripe = StripeConfig {
+                secret_key: Secret::from("sk_test_local_double"),
+                webhook_secret: Secret::new(webhook_secret),
+                api_base: double.url().to_owned(),
+                prices: billing_svc::domain::Product::all()
+                    .map(|product| (product, StripeConfig::default_price_id(product)))
+                    .collect(),
+                timeout: Duration::from_secs(10),
+            };
+            (stripe, Some(double))
+        }
+    };
+    platform::db::ensure_database(&server, "reactivation_billing").await?;
+    let billing = billing_svc::Application::build(billing_svc::Config {
+        service: service("reactivation_billing", billing_addr),
+        stripe,
+        public_url: gateway_public_url.clone(),
+        expiry_interval: Duration::from_secs(60),
+    })
+    .await?;
+    let billing_url = format!("http://{}", billing.local_addr());
+    if stripe_double.is_some() {
+        // The local Stripe starts empty: the welcome-back coupons must exist.
+        for offer in billing_svc::domain::WelcomeBack::ALL {
+            billing.billing().setup_coupon(offer).await?;
+        }
+    }
+
     let gateway = gateway::Application::build(
         gateway::Config {
             listen_addr: gateway_addr,
             identity_url: identity_url.clone(),
             license_url: license_url.clone(),
+            billing_url: billing_url.clone(),
             validate_rate_limit_per_sec: config::parsed_or("VALIDATE_RATE_LIMIT_PER_SEC", 100)?,
             redis_url,
             redis_key_prefix: KEY_PREFIX.into(),
@@ -127,19 +182,29 @@ async fn main() -> anyhow::Result<()> {
     println!("  OpenAPI document   {gateway_url}/openapi.json");
     println!("  identity-svc gRPC  {identity_url}");
     println!("  license-svc gRPC   {license_url}");
+    println!("  billing-svc gRPC   {billing_url}");
+    match &stripe_double {
+        Some(double) => println!(
+            "  Stripe (local)     {} (Checkout pages: pay with one click)",
+            double.url()
+        ),
+        None => println!("  Stripe             real Stripe (STRIPE_SECRET_KEY)"),
+    }
     println!("  notify-svc gRPC    {notify_url}");
     println!("  mailbox            {}/ (one .eml per email)", mailbox.display());
     println!("  admin login        {admin_email} / {admin_password}");
     println!();
 
-    let (identity, license, notify, gateway) = tokio::join!(
+    let (identity, license, billing, notify, gateway) = tokio::join!(
         identity.run(shutdown.clone()),
         license.run(shutdown.clone()),
+        billing.run(shutdown.clone()),
         notify.run(shutdown.clone()),
         gateway.run()
     );
     identity?;
     license?;
+    billing?;
     notify?;
     gateway?;
     println!("The mesh has stopped.");

@@ -27,6 +27,11 @@ fn services() -> Vec<(&'static str, u16, Option<&'static str>)> {
             Some(proto::license::v1::license_service_server::SERVICE_NAME),
         ),
         (
+            "billing-svc",
+            billing_svc::config::DEFAULT_PORT,
+            Some(proto::billing::v1::billing_service_server::SERVICE_NAME),
+        ),
+        (
             "notify-svc",
             notify_svc::config::DEFAULT_PORT,
             Some(proto::notify::v1::notify_service_server::SERVICE_NAME),
@@ -112,7 +117,7 @@ fn every_overlay_names_only_images_the_dockerfile_builds() {
             .lines()
             .filter_map(|line| line.trim().strip_prefix("- name: "))
         {
-            if ["identity-svc", "license-svc", "notify-svc", "gateway"].contains(&line) {
+            if ["identity-svc", "license-svc", "billing-svc", "notify-svc", "gateway"].contains(&line) {
                 assert!(
                     dockerfile.contains(&format!("FROM runtime AS {line}")),
                     "{overlay}: no image {line}"

@@ -85,6 +85,7 @@ async fn start_two_of_everything() -> Replicas {
                 identity_url,
                 // Not exercised here: license routes are covered by the gateway's tests.
                 license_url: "http://127.0.0.1:9".into(),
+                billing_url: "http://127.0.0.1:9".into(),
                 validate_rate_limit_per_sec: 100,
                 redis_url: keys.url.clone(),
                 redis_key_prefix: keys.prefix.clone(),

@@ -5,6 +5,12 @@
 
 #![allow(unreachable_pub, missing_debug_implementations, clippy::all)]
 
+pub mod billing {
+    pub mod v1 {
+        tonic::include_proto!("reactivation.billing.v1");
+    }
+}
+
 pub mod identity {
     pub mod v1 {
         tonic::include_proto!("reactivation.identity.v1");

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod billing;
 pub mod keys;
 pub mod reactivation;
 pub mod system;

@@ -1,22 +1,26 @@
-//! `spawn_mesh`: identity-svc, license-svc, notify-svc and the gateway of a
-//! test's own — fresh databases, own Redis key space, port 0 — and an HTTP
-//! client.
+//! `spawn_mesh`: identity-svc, license-svc, notify-svc, billing-svc and the
+//! gateway of a test's own — fresh databases, own Redis key space, port 0 —
+//! a Stripe double delivering webhooks to the gateway, and an HTTP client.
 
 use std::time::Duration;
 
+use billing_svc::config::StripeConfig;
 use notify_svc::config::{SmtpConfig, SmtpTls, Transport};
 use platform::{
     auth::{InternalToken, KeyPair},
+    clock::Clock,
     config::Secret,
     shutdown::Shutdown,
     testing::{TestDatabase, TestKeySpace, smtp::SmtpSink},
 };
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
+use stripe_double::{CataloguePrice, StripeDouble};
 
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "staff secret 1234";
 pub const PASSWORD: &str = "correct horse battery";
+pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_test_mesh";
 
 pub struct TestMesh {
     pub base: String,
@@ -24,8 +28,13 @@ pub struct TestMesh {
     pub shutdown: Shutdown,
     /// The mail server notify-svc delivers to.
     pub smtp: SmtpSink,
+    /// Stripe, as billing-svc sees it; webhooks go to the gateway.
+    pub stripe: StripeDouble,
+    /// billing-svc's and Stripe's "now" (the other services use the system clock).
+    pub clock: Clock,
     _database: TestDatabase,
     _license_database: TestDatabase,
+    _billing_database: TestDatabase,
     _keys: TestKeySpace,
     notify: PendingNotify,
 }
@@ -135,10 +144,49 @@ async fn build_mesh(
     let license_url = format!("http://{}", license.local_addr());
     tokio::spawn(license.run(shutdown.clone()));
 
+    // billing-svc, against a Stripe double sharing its clock.
+    let clock = Clock::manual(chrono::Utc::now());
+    let catalogue = StripeConfig::default_catalogue()
+        .map(|(id, amount, interval)| CataloguePrice::new(id, amount, interval))
+        .collect();
+    let stripe = StripeDouble::start(stripe_double::Options::new(
+        clock.clone(),
+        STRIPE_WEBHOOK_SECRET,
+        catalogue,
+    ))
+    .await
+    .expect("the Stripe double starts");
+    let billing_database = TestDatabase::create(&billing_svc::MIGRATOR).await;
+    let billing = billing_svc::Application::build_with_clock(
+        billing_svc::Config {
+            service: platform::testing::service_config(&billing_database, &keys, &pair.public_pem, &internal),
+            stripe: StripeConfig {
+                secret_key: Secret::from("sk_test_mesh"),
+                webhook_secret: Secret::from(STRIPE_WEBHOOK_SECRET),
+                api_base: stripe.url().to_owned(),
+                prices: billing_svc::domain::Product::all()
+                    .map(|product| (product, StripeConfig::default_price_id(product)))
+                    .collect(),
+                timeout: Duration::from_secs(5),
+            },
+            public_url: "https://app.example.com".into(),
+            expiry_interval: Duration::from_secs(3600),
+        },
+        clock.clone(),
+    )
+    .await
+    .expect("billing-svc builds");
+    let billing_url = format!("http://{}", billing.local_addr());
+    for offer in billing_svc::domain::WelcomeBack::ALL {
+        billing.billing().setup_coupon(offer).await.expect("coupons set up");
+    }
+    tokio::spawn(billing.run(shutdown.clone()));
+
     let mut config = gateway::Config {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         identity_url,
         license_url,
+        billing_url,
         validate_rate_limit_per_sec: 100,
         redis_url: keys.url.clone(),
         redis_key_prefix: keys.prefix.clone(),
@@ -155,14 +203,18 @@ async fn build_mesh(
         .expect("gateway builds");
     let base = format!("http://{}", gateway.local_addr());
     tokio::spawn(gateway.run());
+    stripe.set_webhook_url(format!("{base}/api/stripe/webhook"));
 
     TestMesh {
         base,
         http: reqwest::Client::new(),
         shutdown,
         smtp,
+        stripe,
+        clock,
         _database: database,
         _license_database: license_database,
+        _billing_database: billing_database,
         _keys: keys,
         notify,
     }
@@ -228,6 +280,27 @@ impl TestMesh {
             request = request.bearer_auth(token);
         }
         request.send().await.expect("request sent")
+    }
+
+    /// Buys `plan` for `period` through Checkout, paying at the Stripe double
+    /// (whose webhooks reach billing through the gateway). Returns the Stripe
+    /// subscription id.
+    pub async fn subscribe(&self, token: &str, plan: &str, period: &str) -> String {
+        let response = self
+            .post(
+                "/api/create-checkout-session",
+                Some(token),
+                json!({ "plan": plan, "billing_period": period }),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let session = response.json::<Value>().await.unwrap();
+        let session_id = session["session_id"].as_str().unwrap();
+        self.stripe
+            .complete_checkout(session_id)
+            .await
+            .expect("paid")
+            .subscription_id
     }
 
     pub async fn register(&self, email: &str) -> Value {

@@ -1,10 +1,11 @@
-//! The gateway in front of real identity-svc, license-svc and notify-svc, over HTTP, against real
-//! Postgres and Redis.
+//! The gateway in front of real identity-svc, license-svc, notify-svc and billing-svc (with a
+//! Stripe double), over HTTP, against real Postgres and Redis.
 
 // Items of a test binary are never reachable from outside it.
 #![allow(unreachable_pub)]
 
 mod accounts;
+mod billing;
 mod email_flow;
 mod helpers;
 mod keys;

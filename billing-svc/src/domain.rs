@@ -1,0 +1,222 @@
+//! Plans, prices and the subscription lifecycle, in integer cents.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Plan {
+    Grower,
+    Builder,
+    Maven,
+}
+
+impl Plan {
+    pub const ALL: [Plan; 3] = [Plan::Grower, Plan::Builder, Plan::Maven];
+
+    /// The monthly price in cents (seed 004: $15 / $35 / $100).
+    pub fn monthly_cents(self) -> i64 {
+        match self {
+            Plan::Grower => 1_500,
+            Plan::Builder => 3_500,
+            Plan::Maven => 10_000,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Grower => "grower",
+            Plan::Builder => "builder",
+            Plan::Maven => "maven",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|plan| plan.as_str() == raw)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BillingPeriod {
+    Monthly,
+    Annual,
+}
+
+impl BillingPeriod {
+    pub const ALL: [BillingPeriod; 2] = [BillingPeriod::Monthly, BillingPeriod::Annual];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillingPeriod::Monthly => "monthly",
+            BillingPeriod::Annual => "annual",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|period| period.as_str() == raw)
+    }
+
+    /// The welcome-back offer for this period (seed 004).
+    pub fn welcome_back(self) -> WelcomeBack {
+        match self {
+            BillingPeriod::Monthly => WelcomeBack::MONTHLY,
+            BillingPeriod::Annual => WelcomeBack::ANNUAL,
+        }
+    }
+}
+
+/// A plan bought for a billing period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Product {
+    pub plan: Plan,
+    pub period: BillingPeriod,
+}
+
+impl Product {
+    pub fn all() -> impl Iterator<Item = Product> {
+        Plan::ALL.into_iter().flat_map(|plan| {
+            BillingPeriod::ALL
+                .into_iter()
+                .map(move |period| Product { plan, period })
+        })
+    }
+
+    /// One period's price in cents: the monthly price, or twelve of them
+    /// less 15 % for a year.
+    pub fn amount_cents(self) -> i64 {
+        let monthly = self.plan.monthly_cents();
+        match self.period {
+            BillingPeriod::Monthly => monthly,
+            BillingPeriod::Annual => monthly * 12 * 85 / 100,
+        }
+    }
+
+    /// The first period's price with the welcome-back offer.
+    pub fn welcome_back_cents(self) -> i64 {
+        self.period.welcome_back().apply(self.amount_cents())
+    }
+}
+
+impl fmt::Display for Product {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.plan.as_str(), self.period.as_str())
+    }
+}
+
+/// A win-back coupon: a percentage off the first payment, once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WelcomeBack {
+    pub coupon: &'static str,
+    pub name: &'static str,
+    pub percent_off: i64,
+}
+
+impl WelcomeBack {
+    pub const MONTHLY: WelcomeBack = WelcomeBack {
+        coupon: "PR_WELCOME_BACK_MONTHLY",
+        name: "Welcome back: 50% off your first month",
+        percent_off: 50,
+    };
+    pub const ANNUAL: WelcomeBack = WelcomeBack {
+        coupon: "PR_WELCOME_BACK_ANNUAL",
+        name: "Welcome back: 20% off your first year",
+        percent_off: 20,
+    };
+    pub const ALL: [WelcomeBack; 2] = [Self::MONTHLY, Self::ANNUAL];
+
+    /// `amount` less the offer, rounded to the nearest cent (half up), as
+    /// Stripe rounds a percentage coupon.
+    pub fn apply(self, amount: i64) -> i64 {
+        amount - (amount * self.percent_off + 50) / 100
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    Trial,
+    Active,
+    Cancelled,
+    Expired,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Trial => "trial",
+            Status::Active => "active",
+            Status::Cancelled => "cancelled",
+            Status::Expired => "expired",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Status::Trial, Status::Active, Status::Cancelled, Status::Expired]
+            .into_iter()
+            .find(|status| status.as_str() == raw)
+    }
+}
+
+/// A tenant's current subscription.
+#[derive(Clone, Debug)]
+pub struct Subscription {
+    pub id: uuid::Uuid,
+    pub tenant_id: uuid::Uuid,
+    pub stripe_subscription_id: Option<String>,
+    pub product: Product,
+    pub status: Status,
+    pub next_billing_date: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub payment_failed_at: Option<DateTime<Utc>>,
+    /// Bumped by every local change; names the Stripe call that change
+    /// makes, so a retried call is the same call.
+    pub revision: i32,
+}
+
+impl Subscription {
+    pub fn can_cancel(&self) -> bool {
+        matches!(self.status, Status::Active | Status::Trial)
+    }
+
+    /// Undo is possible while the paid period runs.
+    pub fn can_reactivate(&self, now: DateTime<Utc>) -> bool {
+        self.status == Status::Cancelled && now < self.next_billing_date
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn product(plan: Plan, period: BillingPeriod) -> Product {
+        Product { plan, period }
+    }
+
+    #[test]
+    fn prices_match_seed_004() {
+        use BillingPeriod::*;
+        use Plan::*;
+        let table = [
+            (Grower, Monthly, 1_500, 750),
+            (Builder, Monthly, 3_500, 1_750),
+            (Maven, Monthly, 10_000, 5_000),
+            (Grower, Annual, 15_300, 12_240),
+            (Builder, Annual, 35_700, 28_560),
+            (Maven, Annual, 102_000, 81_600),
+        ];
+        for (plan, period, regular, welcome_back) in table {
+            let product = product(plan, period);
+            assert_eq!(product.amount_cents(), regular, "{product}");
+            assert_eq!(product.welcome_back_cents(), welcome_back, "{product}");
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for product in Product::all() {
+            assert_eq!(Plan::parse(product.plan.as_str()), Some(product.plan));
+            assert_eq!(BillingPeriod::parse(product.period.as_str()), Some(product.period));
+        }
+        assert_eq!(Plan::parse("platinum"), None);
+        assert_eq!(Status::parse("cancelled"), Some(Status::Cancelled));
+    }
+}

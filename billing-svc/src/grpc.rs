@@ -1,0 +1,250 @@
+//! The `reactivation.billing.v1.BillingService` gRPC surface: authenticates
+//! callers (a user acts on their own tenant only; admin calls need admin),
+//! converts requests into domain calls at the edge and results back.
+
+use chrono::{DateTime, Utc};
+use platform::{
+    auth::{Authenticator, Caller},
+    wire,
+};
+use proto::billing::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use crate::{
+    billing::Billing,
+    domain::{BillingPeriod, Plan, Product, Status as SubscriptionStatus, Subscription},
+    error::Error,
+    webhooks::FailedWebhook,
+};
+
+#[derive(Clone, Debug)]
+pub struct BillingService {
+    pub(crate) billing: Billing,
+    pub(crate) authenticator: Authenticator,
+}
+
+impl BillingService {
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        self.authenticator.authenticate(request.metadata()).await
+    }
+
+    async fn admin<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let caller = self.caller(request).await?;
+        caller.require_admin().map_err(Error::from)?;
+        Ok(caller)
+    }
+}
+
+fn plan_to_wire(plan: Plan) -> pb::Plan {
+    match plan {
+        Plan::Grower => pb::Plan::Grower,
+        Plan::Builder => pb::Plan::Builder,
+        Plan::Maven => pb::Plan::Maven,
+    }
+}
+
+fn period_to_wire(period: BillingPeriod) -> pb::BillingPeriod {
+    match period {
+        BillingPeriod::Monthly => pb::BillingPeriod::Monthly,
+        BillingPeriod::Annual => pb::BillingPeriod::Annual,
+    }
+}
+
+fn product_from_wire(plan: i32, period: i32) -> Result<Product, Error> {
+    let plan = match pb::Plan::try_from(plan) {
+        Ok(pb::Plan::Grower) => Plan::Grower,
+        Ok(pb::Plan::Builder) => Plan::Builder,
+        Ok(pb::Plan::Maven) => Plan::Maven,
+        _ => return Err(Error::invalid("plan", "plan must be grower, builder or maven")),
+    };
+    let period = match pb::BillingPeriod::try_from(period) {
+        Ok(pb::BillingPeriod::Monthly) => BillingPeriod::Monthly,
+        Ok(pb::BillingPeriod::Annual) => BillingPeriod::Annual,
+        _ => {
+            return Err(Error::invalid(
+                "billing_period",
+                "billing_period must be monthly or annual",
+            ));
+        }
+    };
+    Ok(Product { plan, period })
+}
+
+fn subscription_to_wire(subscription: Option<Subscription>, now: DateTime<Utc>) -> pb::Subscription {
+    let Some(subscription) = subscription else {
+        return pb::Subscription {
+            status: pb::SubscriptionStatus::None.into(),
+            ..Default::default()
+        };
+    };
+    let status = match subscription.status {
+        SubscriptionStatus::Trial => pb::SubscriptionStatus::Trial,
+        SubscriptionStatus::Active => pb::SubscriptionStatus::Active,
+        SubscriptionStatus::Cancelled => pb::SubscriptionStatus::Cancelled,
+        SubscriptionStatus::Expired => pb::SubscriptionStatus::Expired,
+    };
+    pb::Subscription {
+        status: status.into(),
+        plan: plan_to_wire(subscription.product.plan).into(),
+        billing_period: period_to_wire(subscription.product.period).into(),
+        next_billing_date: Some(wire::timestamp(subscription.next_billing_date)),
+        can_cancel: subscription.can_cancel(),
+        can_reactivate: subscription.can_reactivate(now),
+        cancelled_at: wire::optional_timestamp(subscription.cancelled_at),
+        payment_failed: subscription.payment_failed_at.is_some(),
+    }
+}
+
+impl From<FailedWebhook> for pb::FailedWebhook {
+    fn from(failed: FailedWebhook) -> Self {
+        Self {
+            event_id: failed.event_id,
+            event_type: failed.event_type,
+            error: failed.error,
+            attempts: failed.attempts.max(0) as u32,
+            first_failed_at: Some(wire::timestamp(failed.first_failed_at)),
+            last_failed_at: Some(wire::timestamp(failed.last_failed_at)),
+            resolved_at: wire::optional_timestamp(failed.resolved_at),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::billing_service_server::BillingService for BillingService {
+    async fn get_subscription(
+        &self,
+        request: Request<pb::GetSubscriptionRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
+        let caller = self.caller(&request).await?;
+        let subscription = self.billing.subscription(caller.user_id).await?;
+        Ok(Response::new(subscription_to_wire(subscription, self.billing.now())))
+    }
+
+    async fn cancel_subscription(
+        &self,
+        request: Request<pb::CancelSubscriptionRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
+        let caller = self.caller(&request).await?;
+        let reason = request.into_inner().reason.trim().to_owned();
+        if reason.chars().count() > 1000 {
+            return Err(Error::invalid("reason", "reason must be at most 1000 characters").into());
+        }
+        let reason = (!reason.is_empty()).then_some(reason);
+        let subscription = self.billing.cancel(caller.user_id, reason).await?;
+        Ok(Response::new(subscription_to_wire(
+            Some(subscription),
+            self.billing.now(),
+        )))
+    }
+
+    async fn reactivate_subscription(
+        &self,
+        request: Request<pb::ReactivateSubscriptionRequest>,
+    ) -> Result<Response<pb::Subscription>, Status> {
+        let caller = self.caller(&request).await?;
+        let subscription = self.billing.reactivate(caller.user_id).await?;
+        Ok(Response::new(subscription_to_wire(
+            Some(subscription),
+            self.billing.now(),
+        )))
+    }
+
+    async fn get_pricing(&self, request: Request<pb::GetPricingRequest>) -> Result<Response<pb::Pricing>, Status> {
+        let caller = self.caller(&request).await?;
+        let eligible = self.billing.welcome_back_eligible(caller.user_id).await?;
+        let prices = Product::all()
+            .map(|product| pb::Price {
+                plan: plan_to_wire(product.plan).into(),
+                billing_period: period_to_wire(product.period).into(),
+                amount_cents: product.amount_cents(),
+                welcome_back_amount_cents: eligible.then(|| product.welcome_back_cents()),
+                welcome_back_coupon: if eligible {
+                    product.period.welcome_back().coupon.to_owned()
+                } else {
+                    String::new()
+                },
+            })
+            .collect();
+        Ok(Response::new(pb::Pricing {
+            currency: "usd".into(),
+            welcome_back_eligible: eligible,
+            prices,
+        }))
+    }
+
+    async fn create_checkout_session(
+        &self,
+        request: Request<pb::CreateCheckoutSessionRequest>,
+    ) -> Result<Response<pb::CheckoutSession>, Status> {
+        let caller = self.caller(&request).await?;
+        let body = request.into_inner();
+        let product = product_from_wire(body.plan, body.billing_period)?;
+        let checkout = self.billing.checkout(caller.user_id, product).await?;
+        Ok(Response::new(pb::CheckoutSession {
+            id: checkout.id,
+            url: checkout.url,
+            coupon: checkout.coupon.unwrap_or_default().to_owned(),
+        }))
+    }
+
+    async fn handle_stripe_webhook(
+        &self,
+        request: Request<pb::HandleStripeWebhookRequest>,
+    ) -> Result<Response<pb::HandleStripeWebhookResponse>, Status> {
+        let body = request.into_inner();
+        let (event_id, outcome) = self.billing.handle_webhook(&body.payload, &body.signature).await?;
+        Ok(Response::new(pb::HandleStripeWebhookResponse {
+            event_id,
+            outcome: outcome.as_str().to_owned(),
+        }))
+    }
+
+    async fn list_failed_webhooks(
+        &self,
+        request: Request<pb::ListFailedWebhooksRequest>,
+    ) -> Result<Response<pb::ListFailedWebhooksResponse>, Status> {
+        self.admin(&request).await?;
+        let webhooks = self
+            .billing
+            .failed_webhooks(request.into_inner().include_resolved)
+            .await?;
+        Ok(Response::new(pb::ListFailedWebhooksResponse {
+            webhooks: webhooks.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn replay_failed_webhooks(
+        &self,
+        request: Request<pb::ReplayFailedWebhooksRequest>,
+    ) -> Result<Response<pb::ReplayFailedWebhooksResponse>, Status> {
+        self.admin(&request).await?;
+        let event_id = request.into_inner().event_id;
+        let event_id = Some(event_id.trim()).filter(|id| !id.is_empty());
+        let replayed = self.billing.replay_failed(event_id).await?;
+        Ok(Response::new(pb::ReplayFailedWebhooksResponse {
+            replayed: replayed.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn get_reactivation_metrics(
+        &self,
+        request: Request<pb::GetReactivationMetricsRequest>,
+    ) -> Result<Response<pb::ReactivationMetrics>, Status> {
+        self.admin(&request).await?;
+        let metrics = self.billing.metrics().await?;
+        let rate = if metrics.churned == 0 {
+            0.0
+        } else {
+            metrics.returned as f64 * 100.0 / metrics.churned as f64
+        };
+        Ok(Response::new(pb::ReactivationMetrics {
+            churned_customers: metrics.churned.max(0) as u64,
+            returned_customers: metrics.returned.max(0) as u64,
+            reactivation_rate_percent: rate,
+            average_days_to_return: metrics.average_days_to_return,
+            returned_monthly: metrics.returned_monthly.max(0) as u64,
+            returned_annual: metrics.returned_annual.max(0) as u64,
+            welcome_back_offers_used: metrics.offers_used.max(0) as u64,
+        }))
+    }
+}

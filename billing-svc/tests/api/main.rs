@@ -1,0 +1,11 @@
+//! billing-svc over gRPC, against real Postgres and Redis, a Stripe double
+//! speaking Stripe's wire format, and a pinned clock.
+
+// Items of a test binary are never reachable from outside it.
+#![allow(unreachable_pub)]
+
+mod checkout;
+mod coupons;
+mod helpers;
+mod subscriptions;
+mod webhooks;
