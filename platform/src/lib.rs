@@ -6,8 +6,10 @@
 //! across calls, [`auth`] issues and verifies access tokens, [`error`] turns
 //! domain refusals into gRPC statuses, [`db`] and [`kv`] open Postgres and
 //! Redis, and [`serve`] runs a server with health, reflection and a graceful
-//! drain. With the `testing` feature, [`testing`] gives every test its own
-//! database and key space.
+//! drain. [`license_key`] is the key format license-svc and the gateway both
+//! parse.
+//! With the `testing` feature, [`testing`] gives every test its own database
+//! and key space.
 
 pub mod auth;
 pub mod client;
@@ -16,6 +18,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod kv;
+pub mod license_key;
 pub mod limits;
 pub mod mail;
 pub mod outbox;

@@ -1,6 +1,10 @@
 //! A license key, `SK-XXXX-XXXX-XXXX-XXXX`: four groups of four uppercase
 //! letters and digits, 36^16 ≈ 2^82 possibilities, drawn from the operating
 //! system's CSPRNG so keys cannot be guessed from one another.
+//!
+//! license-svc owns keys; the gateway parses them too, before its
+//! validation cache, so both agree on what a key is and on its one spelling
+//! (the cache is keyed, and invalidated, by that spelling).
 
 use std::fmt;
 
