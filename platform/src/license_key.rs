@@ -10,6 +10,11 @@ use std::fmt;
 
 use rand::{Rng as _, TryRngCore as _, rngs::OsRng};
 
+/// The [`crate::invalidation`] topic on which license-svc announces every
+/// key it changed (created, edited, extended, disabled, …), by its spelling
+/// [`LicenseKey::as_str`].
+pub const CHANGED_TOPIC: &str = "license-key";
+
 const ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const GROUPS: usize = 4;
 const GROUP_LEN: usize = 4;
