@@ -20,7 +20,15 @@ pub struct Config {
     /// client address may make per second, counted in this process (each
     /// gateway replica allows this many).
     pub validate_rate_limit_per_sec: u32,
-    /// `REDIS_URL`: where session floors are read.
+    /// `VALIDATION_CACHE_CAPACITY`, default 50000: license validations kept
+    /// in this process's memory (about 250 bytes each); 0 turns the cache
+    /// off, and every validation asks license-svc.
+    pub validation_cache_capacity: usize,
+    /// `VALIDATION_CACHE_MAX_AGE_MS`, default 5000: the longest a cached
+    /// validation is used. Announced changes drop entries at once; this
+    /// bounds how long one whose announcement was lost can be used.
+    pub validation_cache_max_age: Duration,
+    /// `REDIS_URL`: where session floors are read and changed keys announced.
     pub redis_url: Secret<String>,
     /// `REDIS_KEY_PREFIX`, default `reactivation:` (must match the services').
     pub redis_key_prefix: String,
@@ -49,6 +57,8 @@ impl Config {
             license_url: config::optional("LICENSE_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
             billing_url: config::optional("BILLING_URL").unwrap_or_else(|| "http://127.0.0.1:50053".into()),
             validate_rate_limit_per_sec: config::parsed_or("VALIDATE_RATE_LIMIT_PER_SEC", 100)?,
+            validation_cache_capacity: config::parsed_or("VALIDATION_CACHE_CAPACITY", 50_000)?,
+            validation_cache_max_age: Duration::from_millis(config::parsed_or("VALIDATION_CACHE_MAX_AGE_MS", 5000)?),
             redis_url: config::secret("REDIS_URL")?,
             redis_key_prefix: config::optional("REDIS_KEY_PREFIX").unwrap_or_else(|| "reactivation:".into()),
             jwt_public_key: config::required("JWT_PUBLIC_KEY")?,

@@ -5,7 +5,9 @@
 //! deadline and the trace context, and answers JSON — or, for every error,
 //! RFC 9457 problem JSON built from the service's `ErrorInfo` reason. The
 //! OpenAPI document at `/openapi.json` is generated from the route table
-//! itself.
+//! itself. The one exception to "owns no state" is a bounded, short-lived
+//! cache of license validations ([`validation_cache`]), kept right by the
+//! changes license-svc announces.
 
 pub mod config;
 pub mod downstream;
@@ -13,6 +15,7 @@ pub mod extract;
 pub mod local_limit;
 pub mod problem;
 pub mod routes;
+pub mod validation_cache;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -22,7 +25,10 @@ use axum::{
 };
 use platform::{
     auth::{Authenticator, SessionFloors},
+    clock::Clock,
+    invalidation::{self, Subscription},
     kv::Kv,
+    license_key::{self, LicenseKey},
     shutdown::Shutdown,
 };
 use tokio::net::TcpListener;
@@ -43,6 +49,7 @@ use crate::{
     downstream::{BillingClient, Calls, IdentityClient, LicenseClient},
     local_limit::LocalLimiter,
     problem::Problem,
+    routes::keys::ValidationCache,
 };
 
 /// What every handler can reach.
@@ -53,6 +60,10 @@ pub struct AppState {
     pub billing: BillingClient,
     /// Per-client limit of public license validations.
     pub validate_limiter: LocalLimiter,
+    /// Recent validations; `None` when turned off by configuration.
+    pub validations: Option<ValidationCache>,
+    /// "Now", for the status of a cached key (tests pin it).
+    pub clock: Clock,
     pub calls: Calls,
     pub authenticator: Authenticator,
     /// The OpenAPI document, serialised once at start-up.
@@ -62,6 +73,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Drops any cached validation of `key`: called by the routes that
+    /// change a key, whatever license-svc answered (a call that failed may
+    /// still have committed).
+    pub fn forget_validation(&self, key: &str) {
+        if let (Some(cache), Ok(key)) = (&self.validations, LicenseKey::parse(key)) {
+            cache.forget(key.as_str());
+        }
+    }
+
     /// The end client's address, for per-client limits.
     pub fn client_address(&self, headers: &axum::http::HeaderMap, peer: SocketAddr) -> String {
         let forwarded = self
@@ -146,6 +166,9 @@ fn cors(origins: &[String]) -> CorsLayer {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    /// The validation cache and its live subscription to changed keys,
+    /// relayed from [`Application::run`].
+    changes: Option<(ValidationCache, Subscription)>,
     shutdown: Shutdown,
     config: Config,
 }
@@ -154,18 +177,39 @@ impl Application {
     /// Binds the listener and prepares clients. Services need not be up yet:
     /// channels connect on first use.
     pub async fn build(config: Config, shutdown: Shutdown) -> anyhow::Result<Self> {
+        Self::build_with_clock(config, shutdown, Clock::system()).await
+    }
+
+    /// As [`Application::build`], with "now" taken from `clock` (tests pin it).
+    pub async fn build_with_clock(config: Config, shutdown: Shutdown, clock: Clock) -> anyhow::Result<Self> {
         let kv = Kv::connect(&config.redis_url, &config.redis_key_prefix).await?;
         let authenticator =
             Authenticator::from_pem(&config.jwt_public_key, SessionFloors::new(kv, config.access_token_ttl))?;
         let identity = IdentityClient::new(downstream::channel(&config.identity_url, config.downstream_timeout)?);
         let license = LicenseClient::new(downstream::channel(&config.license_url, config.downstream_timeout)?);
         let billing = BillingClient::new(downstream::channel(&config.billing_url, config.downstream_timeout)?);
+        // Subscribed before serving, like the Redis connection above: a
+        // gateway that cannot hear of changed keys does not start.
+        let changes = if config.validation_cache_capacity > 0 {
+            let cache = ValidationCache::new(config.validation_cache_capacity, config.validation_cache_max_age);
+            let subscription =
+                invalidation::subscribe(&config.redis_url, &config.redis_key_prefix, license_key::CHANGED_TOPIC)
+                    .await?;
+            // Announcements from now on are queued on the subscription
+            // until `run` relays them.
+            cache.trust();
+            Some((cache, subscription))
+        } else {
+            None
+        };
         let (router, openapi) = api().split_for_parts();
         let state = AppState {
             identity,
             license,
             billing,
             validate_limiter: LocalLimiter::per_second(config.validate_rate_limit_per_sec),
+            validations: changes.as_ref().map(|(cache, _)| cache.clone()),
+            clock,
             calls: Calls {
                 timeout: config.downstream_timeout,
             },
@@ -189,6 +233,7 @@ impl Application {
         Ok(Self {
             listener,
             router,
+            changes,
             shutdown,
             config,
         })
@@ -205,6 +250,9 @@ impl Application {
         tracing::info!(%address, "gateway listening");
         let shutdown = self.shutdown.clone();
         let drain_delay = self.config.drain_delay;
+        if let Some((cache, subscription)) = self.changes {
+            tokio::spawn(invalidation::listen(subscription, cache, shutdown.clone()));
+        }
         axum::serve(
             self.listener,
             self.router.into_make_service_with_connect_info::<SocketAddr>(),

@@ -5,7 +5,8 @@
 //! the public "is this key valid?" that products call, and lets billing
 //! suspend or restore a customer's keys. Emailing a key goes to notify-svc
 //! through the outbox. [`Application::build`] connects to Postgres and
-//! Redis (session floors), applies migrations and binds the listener;
+//! Redis (session floors, and announcing changed keys to the gateways'
+//! validation caches), applies migrations and binds the listener;
 //! [`Application::run`] serves until shutdown and then drains.
 
 pub mod config;
@@ -21,7 +22,9 @@ use std::{net::SocketAddr, time::Duration};
 use platform::{
     auth::{Authenticator, InternalToken, SessionFloors},
     clock::Clock,
+    invalidation::Publisher,
     kv::Kv,
+    license_key,
     outbox::{Relay, Waker},
     shutdown::Shutdown,
 };
@@ -58,6 +61,7 @@ impl Application {
         let pool = platform::db::connect(&service_config.database_url, service_config.database_max_connections).await?;
         platform::db::migrate(&pool, &MIGRATOR).await?;
         let kv = Kv::connect(&service_config.redis_url, &service_config.redis_key_prefix).await?;
+        let changes = Publisher::new(&kv, license_key::CHANGED_TOPIC);
         let floors = SessionFloors::new(kv, service_config.access_token_ttl);
         let internal = InternalToken::new(service_config.internal_token.clone());
         let waker = Waker::default();
@@ -65,6 +69,7 @@ impl Application {
             pool: pool.clone(),
             clock,
             waker: waker.clone(),
+            changes,
             trial_days: config.trial_days,
             max_trials_per_customer: config.max_trials_per_customer,
         };

@@ -4,12 +4,15 @@
 //! Each change is one transaction that locks the key row, checks the
 //! transition against the key's status at "now" (from the injectable
 //! clock), writes the new state and its history entry — and, for an email,
-//! the outbox entry — and commits them together.
+//! the outbox entry — and commits them together. Once the commit has been
+//! attempted, every key it touched is announced on Redis pub/sub
+//! ([`platform::invalidation`]), so gateways drop their cached validations
+//! of it at once.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use platform::{clock::Clock, mail, outbox::Waker};
+use platform::{clock::Clock, invalidation::Publisher, mail, outbox::Waker};
 use proto::notify::v1::Template;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
@@ -74,6 +77,9 @@ pub struct Licenses {
     pub(crate) clock: Clock,
     /// Wakes the outbox relay after a commit that owes an email.
     pub(crate) waker: Waker,
+    /// Announces every key whose row a change touched, for caches of
+    /// validations (the gateway's) to drop it.
+    pub(crate) changes: Publisher,
     pub(crate) trial_days: u32,
     pub(crate) max_trials_per_customer: u32,
 }
@@ -149,11 +155,29 @@ impl Licenses {
                 now,
             )
             .await?;
-            tx.commit().await?;
+            // A cache may hold "not found" for this key (someone tried it
+            // before it existed): announced like any other change.
+            self.commit_and_announce(tx, &[&license.key]).await?;
             tracing::info!(key = %license.key, key_type = license.key_type.as_str(), "license key created");
             return Ok(license);
         }
         Err(anyhow::anyhow!("no free license key after {KEY_DRAWS} draws").into())
+    }
+
+    /// Commits `tx`, then announces `keys` as changed — also when the commit
+    /// reports an error, since it may have happened all the same (the
+    /// connection dropped after the server committed): a needless
+    /// announcement costs a cache miss, a missing one a stale answer.
+    async fn commit_and_announce(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        keys: &[&LicenseKey],
+    ) -> Result<(), Error> {
+        let committed = tx.commit().await;
+        for key in keys {
+            self.changes.changed(key.as_str()).await;
+        }
+        Ok(committed?)
     }
 
     /// Refuses a fresh trial period beyond the customer's cap. Holds a lock
@@ -214,7 +238,7 @@ impl Licenses {
         let details = change(&mut license, now)?;
         db::keys::update(&mut tx, &license, now).await?;
         db::history::record(&mut tx, &key, action, performed_by, details, false, now).await?;
-        tx.commit().await?;
+        self.commit_and_announce(tx, &[&key]).await?;
         tracing::info!(key = %key, action = action.as_str(), "license key changed");
         Ok(license)
     }
@@ -286,7 +310,7 @@ impl Licenses {
             now,
         )
         .await?;
-        tx.commit().await?;
+        self.commit_and_announce(tx, &[&key]).await?;
         tracing::info!(key = %key, "license key reactivated");
         Ok(license)
     }
@@ -380,7 +404,8 @@ impl Licenses {
             db::history::record(&mut tx, &license.key, action, performed_by, details, false, now).await?;
             changed.push(license);
         }
-        tx.commit().await?;
+        let keys: Vec<&LicenseKey> = changed.iter().map(|license| &license.key).collect();
+        self.commit_and_announce(tx, &keys).await?;
         tracing::info!(changed = changed.len(), access = ?access, "customer access set");
         Ok(changed)
     }

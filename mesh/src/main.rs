@@ -162,6 +162,8 @@ async fn main() -> anyhow::Result<()> {
             license_url: license_url.clone(),
             billing_url: billing_url.clone(),
             validate_rate_limit_per_sec: config::parsed_or("VALIDATE_RATE_LIMIT_PER_SEC", 100)?,
+            validation_cache_capacity: config::parsed_or("VALIDATION_CACHE_CAPACITY", 50_000)?,
+            validation_cache_max_age: Duration::from_millis(config::parsed_or("VALIDATION_CACHE_MAX_AGE_MS", 5000)?),
             redis_url,
             redis_key_prefix: KEY_PREFIX.into(),
             jwt_public_key: keys.public_pem,

@@ -87,6 +87,8 @@ async fn start_two_of_everything() -> Replicas {
                 license_url: "http://127.0.0.1:9".into(),
                 billing_url: "http://127.0.0.1:9".into(),
                 validate_rate_limit_per_sec: 100,
+                validation_cache_capacity: 1000,
+                validation_cache_max_age: Duration::from_secs(60),
                 redis_url: keys.url.clone(),
                 redis_key_prefix: keys.prefix.clone(),
                 jwt_public_key: pair.public_pem.clone(),

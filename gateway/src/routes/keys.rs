@@ -1,17 +1,21 @@
 //! License key routes (seed 002). Managing keys needs the admin role — the
 //! gateway checks it first (a clear 403 without a downstream call) and
 //! license-svc checks it again; validating a key is public and rate
-//! limited per client. Bodies are camelCase, answers `{"data": …}`, as the
-//! seed shows them.
+//! limited per client, and answered from the gateway's cache of recent
+//! validations when it can be trusted ([`crate::validation_cache`]); the
+//! routes that change a key drop it from that cache. Bodies are camelCase,
+//! answers `{"data": …}`, as the seed shows them.
 
-use std::{collections::BTreeMap, net::SocketAddr};
+use std::{borrow::Cow, collections::BTreeMap, net::SocketAddr, sync::Arc};
 
 use axum::{
     Json,
     extract::{ConnectInfo, Path, Query, State},
-    http::{HeaderMap, StatusCode},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
+use platform::{error::Refusal, license_key};
 use proto::license::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -21,7 +25,11 @@ use crate::{
     AppState,
     extract::{Authenticated, Body, OptionalBody, RequestId},
     problem::Problem,
+    validation_cache::{Cache, Lookup},
 };
+
+/// RFC 9211: how a cache along the way handled the request.
+const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -266,6 +274,8 @@ async fn create_key(
     };
     let request = state.calls.on_behalf(&caller, &request_id, message);
     let key = state.license.clone().create_key(request).await?.into_inner();
+    // This replica may remember the key as unknown.
+    state.forget_validation(&key.key);
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 
@@ -319,16 +329,16 @@ async fn update_key(
 ) -> Result<Json<KeyData>, Problem> {
     caller.require_admin().map_err(denied)?;
     let message = pb::UpdateKeyRequest {
-        key,
+        key: key.clone(),
         customer: edit.customer.map(customer_to_wire),
         features: edit.features.map(|flags| pb::FeatureFlags {
             flags: flags.into_iter().collect(),
         }),
     };
     let request = state.calls.on_behalf(&caller, &request_id, message);
-    Ok(Json(
-        state.license.clone().update_key(request).await?.into_inner().into(),
-    ))
+    let answer = state.license.clone().update_key(request).await;
+    state.forget_validation(&key);
+    Ok(Json(answer?.into_inner().into()))
 }
 
 /// Disable a key until it is reactivated (admin).
@@ -350,10 +360,10 @@ async fn disable_key(
     caller.require_admin().map_err(denied)?;
     let request = state
         .calls
-        .on_behalf(&caller, &request_id, pb::DisableKeyRequest { key });
-    Ok(Json(
-        state.license.clone().disable_key(request).await?.into_inner().into(),
-    ))
+        .on_behalf(&caller, &request_id, pb::DisableKeyRequest { key: key.clone() });
+    let answer = state.license.clone().disable_key(request).await;
+    state.forget_validation(&key);
+    Ok(Json(answer?.into_inner().into()))
 }
 
 /// Reactivate a disabled or expired key (admin): a trial runs 7 days from
@@ -376,10 +386,10 @@ async fn reactivate_key(
     caller.require_admin().map_err(denied)?;
     let request = state
         .calls
-        .on_behalf(&caller, &request_id, pb::ReactivateKeyRequest { key });
-    Ok(Json(
-        state.license.clone().reactivate_key(request).await?.into_inner().into(),
-    ))
+        .on_behalf(&caller, &request_id, pb::ReactivateKeyRequest { key: key.clone() });
+    let answer = state.license.clone().reactivate_key(request).await;
+    state.forget_validation(&key);
+    Ok(Json(answer?.into_inner().into()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -408,13 +418,13 @@ async fn extend_key(
 ) -> Result<Json<KeyData>, Problem> {
     caller.require_admin().map_err(denied)?;
     let message = pb::ExtendKeyRequest {
-        key,
+        key: key.clone(),
         days: extension.days,
     };
     let request = state.calls.on_behalf(&caller, &request_id, message);
-    Ok(Json(
-        state.license.clone().extend_key(request).await?.into_inner().into(),
-    ))
+    let answer = state.license.clone().extend_key(request).await;
+    state.forget_validation(&key);
+    Ok(Json(answer?.into_inner().into()))
 }
 
 /// Close the deal: the trial becomes a production key, same key, no expiry (admin).
@@ -436,10 +446,10 @@ async fn close_deal(
     caller.require_admin().map_err(denied)?;
     let request = state
         .calls
-        .on_behalf(&caller, &request_id, pb::CloseDealRequest { key });
-    Ok(Json(
-        state.license.clone().close_deal(request).await?.into_inner().into(),
-    ))
+        .on_behalf(&caller, &request_id, pb::CloseDealRequest { key: key.clone() });
+    let answer = state.license.clone().close_deal(request).await;
+    state.forget_validation(&key);
+    Ok(Json(answer?.into_inner().into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -546,15 +556,46 @@ pub struct KeyToValidate {
 }
 
 /// Whether a key is valid now, and what it unlocks.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Validation {
     pub valid: bool,
     /// `ACTIVE`, `DISABLED` or `EXPIRED`.
-    pub status: String,
-    pub key_type: String,
+    pub status: &'static str,
+    pub key_type: &'static str,
     pub expires_at: Option<DateTime<Utc>>,
     pub features: BTreeMap<String, bool>,
+}
+
+impl Validation {
+    /// This answer as it stands at `now`: a key that was active is expired
+    /// once its expiry has passed (license-svc's rule, applied to a
+    /// remembered answer).
+    fn at(&self, now: DateTime<Utc>) -> Cow<'_, Self> {
+        let expired =
+            self.status == status_name(pb::KeyStatus::Active) && self.expires_at.is_some_and(|expiry| expiry <= now);
+        if expired {
+            Cow::Owned(Self {
+                valid: false,
+                status: status_name(pb::KeyStatus::Expired),
+                ..self.clone()
+            })
+        } else {
+            Cow::Borrowed(self)
+        }
+    }
+}
+
+impl From<pb::ValidateKeyResponse> for Validation {
+    fn from(answer: pb::ValidateKeyResponse) -> Self {
+        Self {
+            valid: answer.valid,
+            status: status_name(answer.status()),
+            key_type: key_type_name(answer.key_type()),
+            expires_at: time(answer.expires_at.as_ref()),
+            features: answer.features.into_iter().collect(),
+        }
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -562,7 +603,72 @@ pub struct ValidationData {
     pub data: Validation,
 }
 
+/// `{"data": …}` around a borrowed validation, so a cached one is answered
+/// without being copied.
+#[derive(Serialize)]
+struct ValidationDataRef<'a> {
+    data: &'a Validation,
+}
+
+/// license-svc's answer to "is this key valid?", as the gateway remembers it.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    Found(Arc<Validation>),
+    /// The key does not exist (yet: its creation is announced like any change).
+    NotFound(Problem),
+}
+
+/// Recent validations, by key.
+pub type ValidationCache = Cache<Answer>;
+
+/// How the answer was come by, as an RFC 9211 `Cache-Status` value.
+const CACHE_HIT: &str = "gateway; hit";
+const CACHE_MISS_STORED: &str = "gateway; fwd=miss; stored";
+const CACHE_MISS: &str = "gateway; fwd=miss";
+const CACHE_BYPASS: &str = "gateway; fwd=bypass";
+
+impl Answer {
+    fn respond(&self, now: DateTime<Utc>, cache_status: Option<&'static str>) -> Response {
+        let mut response = match self {
+            Answer::Found(validation) => Json(ValidationDataRef {
+                data: &validation.at(now),
+            })
+            .into_response(),
+            Answer::NotFound(problem) => problem.clone().into_response(),
+        };
+        if let Some(cache_status) = cache_status {
+            response
+                .headers_mut()
+                .insert(CACHE_STATUS, HeaderValue::from_static(cache_status));
+        }
+        response
+    }
+}
+
+/// Asks license-svc. An unknown key is an answer too; any other refusal or
+/// failure is not, and is never remembered.
+async fn ask(state: &AppState, request_id: &str, key: &license_key::LicenseKey) -> Result<Answer, Problem> {
+    let request = state
+        .calls
+        .anonymous(request_id, pb::ValidateKeyRequest { key: key.to_string() });
+    match state.license.clone().validate_key(request).await {
+        Ok(answer) => Ok(Answer::Found(Arc::new(answer.into_inner().into()))),
+        Err(status)
+            if status.code() == tonic::Code::NotFound
+                && platform::error::reason_of(&status).as_deref() == Some("KEY_NOT_FOUND") =>
+        {
+            Ok(Answer::NotFound(status.into()))
+        }
+        Err(status) => Err(status.into()),
+    }
+}
+
 /// Validate a license key (public; rate limited per client).
+///
+/// Answers may come from the gateway's memory of recent validations; the
+/// `Cache-Status` header (RFC 9211) says whether one did. A change to a key
+/// is seen at once by the gateway that made it and within moments by every
+/// other.
 #[utoipa::path(post, path = "/api/keys/validate", tag = "keys", request_body = KeyToValidate,
     responses(
         (status = 200, description = "The key exists: whether it is valid now", body = ValidationData),
@@ -576,24 +682,28 @@ async fn validate_key(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Body(body): Body<KeyToValidate>,
-) -> Result<Json<ValidationData>, Problem> {
+) -> Result<Response, Problem> {
     if !state.validate_limiter.allow(&state.client_address(&headers, peer)) {
         return Err(Problem::rate_limited(
             "Too many license validations. Please wait a moment.",
             1,
         ));
     }
-    let request = state
-        .calls
-        .anonymous(&request_id, pb::ValidateKeyRequest { key: body.key });
-    let answer = state.license.clone().validate_key(request).await?.into_inner();
-    Ok(Json(ValidationData {
-        data: Validation {
-            valid: answer.valid,
-            status: status_name(answer.status()).to_owned(),
-            key_type: key_type_name(answer.key_type()).to_owned(),
-            expires_at: time(answer.expires_at.as_ref()),
-            features: answer.features.into_iter().collect(),
-        },
-    }))
+    // license-svc's own refusal, made here so a malformed key never
+    // reaches the cache.
+    let key = license_key::LicenseKey::parse(&body.key)
+        .map_err(|message| Problem::from(tonic::Status::from(Refusal::invalid_field("key", message))))?;
+    let Some(cache) = &state.validations else {
+        return Ok(ask(&state, &request_id, &key).await?.respond(state.clock.now(), None));
+    };
+    let (answer, cache_status) = match cache.lookup(key.as_str()) {
+        Lookup::Hit(answer) => (answer, CACHE_HIT),
+        Lookup::Miss(ticket) => {
+            let answer = ask(&state, &request_id, &key).await?;
+            let stored = cache.store(ticket, answer.clone());
+            (answer, if stored { CACHE_MISS_STORED } else { CACHE_MISS })
+        }
+        Lookup::Bypass => (ask(&state, &request_id, &key).await?, CACHE_BYPASS),
+    };
+    Ok(answer.respond(state.clock.now(), Some(cache_status)))
 }

@@ -26,6 +26,11 @@ pub struct TestMesh {
     pub base: String,
     pub http: reqwest::Client,
     pub shutdown: Shutdown,
+    /// license-svc, for changes made behind the gateway's back (as billing
+    /// makes them).
+    pub license_url: String,
+    /// The token services present to each other.
+    pub internal: InternalToken,
     /// The mail server notify-svc delivers to.
     pub smtp: SmtpSink,
     /// Stripe, as billing-svc sees it; webhooks go to the gateway.
@@ -52,7 +57,15 @@ pub async fn spawn_mesh() -> TestMesh {
 
 /// The mesh with notify-svc not running yet: see [`TestMesh::start_notify`].
 pub async fn spawn_mesh_without_notify() -> TestMesh {
-    build_mesh(|_| {}, |_| {}).await
+    build_mesh(|_| {}, |_| {}, Clock::system()).await
+}
+
+/// As [`spawn_mesh`], with license-svc and the gateway reading "now" from
+/// `clock` (identity-svc keeps the real time: tokens must stay valid).
+pub async fn spawn_mesh_at(clock: Clock) -> TestMesh {
+    let mesh = build_mesh(|_| {}, |_| {}, clock).await;
+    mesh.start_notify().await;
+    mesh
 }
 
 /// As [`spawn_mesh`], with identity-svc's and the gateway's settings
@@ -61,7 +74,7 @@ pub async fn spawn_mesh_with(
     adjust_identity: impl FnOnce(&mut identity_svc::Config),
     adjust_gateway: impl FnOnce(&mut gateway::Config),
 ) -> TestMesh {
-    let mesh = build_mesh(adjust_identity, adjust_gateway).await;
+    let mesh = build_mesh(adjust_identity, adjust_gateway, Clock::system()).await;
     mesh.start_notify().await;
     mesh
 }
@@ -69,6 +82,7 @@ pub async fn spawn_mesh_with(
 async fn build_mesh(
     adjust_identity: impl FnOnce(&mut identity_svc::Config),
     adjust_gateway: impl FnOnce(&mut gateway::Config),
+    clock: Clock,
 ) -> TestMesh {
     platform::testing::spans();
     let database = TestDatabase::create(&identity_svc::MIGRATOR).await;
@@ -132,13 +146,16 @@ async fn build_mesh(
 
     // license-svc emails keys through the same notify-svc.
     let license_database = TestDatabase::create(&license_svc::MIGRATOR).await;
-    let license = license_svc::Application::build(license_svc::Config {
-        service: platform::testing::service_config(&license_database, &keys, &pair.public_pem, &internal),
-        notify_url: format!("http://127.0.0.1:{notify_port}"),
-        outbox_max_backoff: Duration::from_secs(1),
-        trial_days: 14,
-        max_trials_per_customer: 3,
-    })
+    let license = license_svc::Application::build_with_clock(
+        license_svc::Config {
+            service: platform::testing::service_config(&license_database, &keys, &pair.public_pem, &internal),
+            notify_url: format!("http://127.0.0.1:{notify_port}"),
+            outbox_max_backoff: Duration::from_secs(1),
+            trial_days: 14,
+            max_trials_per_customer: 3,
+        },
+        clock.clone(),
+    )
     .await
     .expect("license-svc builds");
     let license_url = format!("http://{}", license.local_addr());
@@ -185,9 +202,11 @@ async fn build_mesh(
     let mut config = gateway::Config {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
         identity_url,
-        license_url,
+        license_url: license_url.clone(),
         billing_url,
         validate_rate_limit_per_sec: 100,
+        validation_cache_capacity: 1000,
+        validation_cache_max_age: Duration::from_secs(60),
         redis_url: keys.url.clone(),
         redis_key_prefix: keys.prefix.clone(),
         jwt_public_key: pair.public_pem,
@@ -198,7 +217,7 @@ async fn build_mesh(
         trust_forwarded_for: false,
     };
     adjust_gateway(&mut config);
-    let gateway = gateway::Application::build(config, shutdown.clone())
+    let gateway = gateway::Application::build_with_clock(config, shutdown.clone(), clock)
         .await
         .expect("gateway builds");
     let base = format!("http://{}", gateway.local_addr());
@@ -209,6 +228,8 @@ async fn build_mesh(
         base,
         http: reqwest::Client::new(),
         shutdown,
+        license_url,
+        internal,
         smtp,
         stripe,
         clock,
@@ -341,4 +362,66 @@ pub async fn problem(response: Response, status: StatusCode) -> Value {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], status.as_u16());
     body
+}
+
+/// A TCP relay in front of the test Redis that a test can cut and restore,
+/// to play a Redis outage as the gateway sees it without touching the
+/// server every test shares.
+pub struct RedisRelay {
+    /// The test Redis's URL, pointing at the relay.
+    pub url: Secret<String>,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl RedisRelay {
+    pub async fn start() -> Self {
+        let upstream = platform::testing::redis_url();
+        // redis://[user:password@]host:port[/db]: only the address changes.
+        let rest = upstream.expose().strip_prefix("redis://").expect("a redis:// URL");
+        let (authority, path) = rest
+            .split_once('/')
+            .map_or((rest, ""), |(authority, path)| (authority, path));
+        let (credentials, address) = authority
+            .rsplit_once('@')
+            .map_or(("", authority), |(credentials, address)| (credentials, address));
+        let address = address.to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay_address = listener.local_addr().unwrap();
+        let at = if credentials.is_empty() {
+            String::new()
+        } else {
+            format!("{credentials}@")
+        };
+        let url = Secret::new(format!("redis://{at}{relay_address}/{path}"));
+        let (up, _) = tokio::sync::watch::channel(true);
+        let watch = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !*watch.borrow() {
+                    continue; // refused: dropped at once
+                }
+                let mut down = watch.subscribe();
+                let address = address.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(&address).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = down.wait_for(|up| !*up) => {}
+                    }
+                });
+            }
+        });
+        Self { url, up }
+    }
+
+    /// Closes every relayed connection and refuses new ones.
+    pub fn cut(&self) {
+        self.up.send_replace(false);
+    }
+
+    pub fn restore(&self) {
+        self.up.send_replace(true);
+    }
 }

@@ -12,3 +12,4 @@ mod keys;
 mod openapi;
 mod reactivation;
 mod tracing;
+mod validation_cache;

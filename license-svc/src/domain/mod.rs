@@ -2,9 +2,8 @@
 //! a key's status at a given moment, and which action each status allows.
 
 pub mod email;
-pub mod key;
 pub mod license;
 
 pub use email::Email;
-pub use key::LicenseKey;
 pub use license::{Action, Customer, KeyStatus, KeyType, License, REACTIVATED_TRIAL_DAYS};
+pub use platform::license_key::LicenseKey;

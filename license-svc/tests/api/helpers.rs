@@ -27,8 +27,9 @@ pub struct TestApp {
     /// Reads the service's tables directly, as an operator would.
     pub pool: PgPool,
     pub shutdown: Shutdown,
+    /// The Redis key space the service works (and announces changes) in.
+    pub keys: TestKeySpace,
     _database: TestDatabase,
-    _keys: TestKeySpace,
 }
 
 /// The seed's "today": 2024-11-03, mid-morning.
@@ -76,8 +77,8 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         internal,
         pool: platform::db::connect(&database.url, 2).await.unwrap(),
         shutdown,
+        keys,
         _database: database,
-        _keys: keys,
     }
 }
 

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod access;
+mod announcements;
 mod helpers;
 mod history;
 mod lifecycle;

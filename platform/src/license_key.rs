@@ -1,10 +1,19 @@
 //! A license key, `SK-XXXX-XXXX-XXXX-XXXX`: four groups of four uppercase
 //! letters and digits, 36^16 ≈ 2^82 possibilities, drawn from the operating
 //! system's CSPRNG so keys cannot be guessed from one another.
+//!
+//! license-svc owns keys; the gateway parses them too, before its
+//! validation cache, so both agree on what a key is and on its one spelling
+//! (the cache is keyed, and invalidated, by that spelling).
 
 use std::fmt;
 
 use rand::{Rng as _, TryRngCore as _, rngs::OsRng};
+
+/// The [`crate::invalidation`] topic on which license-svc announces every
+/// key it changed (created, edited, extended, disabled, …), by its spelling
+/// [`LicenseKey::as_str`].
+pub const CHANGED_TOPIC: &str = "license-key";
 
 const ALPHABET: &[u8; 36] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 const GROUPS: usize = 4;
