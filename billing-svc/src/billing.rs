@@ -17,6 +17,7 @@ use crate::{
     config::StripeConfig,
     db,
     domain::{Product, Status, Subscription},
+    effects::{self, Access},
     error::Error,
     payments::{CheckoutRequest, Payments},
 };
@@ -28,6 +29,8 @@ pub struct Billing {
     pub(crate) payments: Payments,
     pub(crate) stripe: StripeConfig,
     pub(crate) public_url: String,
+    /// Wakes the outbox relay after a commit that owes an effect.
+    pub(crate) waker: platform::outbox::Waker,
 }
 
 /// A Checkout session to send the customer to.
@@ -65,27 +68,65 @@ impl Billing {
 
     #[tracing::instrument(skip(self, reason))]
     pub async fn cancel(&self, user_id: Uuid, reason: Option<String>) -> Result<Subscription, Error> {
-        let now = self.now();
         let mut tx = self.pool.begin().await?;
         let tenant = db::tenant_of(&mut tx, user_id).await?.ok_or(Error::TenantNotFound)?;
-        let mut subscription = db::current_subscription(&mut tx, tenant.id, true)
+        let subscription = db::current_subscription(&mut tx, tenant.id, true)
             .await?
             .ok_or(Error::NotCancellable)?;
         if !subscription.can_cancel() {
             return Err(Error::NotCancellable);
         }
+        let subscription = self.cancel_locked(&mut tx, subscription, reason.as_deref()).await?;
+        tx.commit().await?;
+        tracing::info!(subscription = %subscription.id, "subscription cancelled at period end");
+        Ok(subscription)
+    }
+
+    /// The account of `user_id` was closed: the subscription, if one runs,
+    /// is cancelled (no renewal) and product access suspended. Safe to call
+    /// again: a closed account's subscription is already cancelled.
+    #[tracing::instrument(skip(self, reason))]
+    pub async fn close_account(
+        &self,
+        user_id: Uuid,
+        reason: Option<String>,
+        closure: &str,
+    ) -> Result<Option<Subscription>, Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut subscription = None;
+        if let Some(tenant) = db::tenant_of(&mut tx, user_id).await? {
+            subscription = db::current_subscription(&mut tx, tenant.id, true).await?;
+            if let Some(current) = subscription.take_if(|current| current.can_cancel()) {
+                subscription = Some(self.cancel_locked(&mut tx, current, reason.as_deref()).await?);
+            }
+        }
+        // Keys the user holds without ever subscribing are suspended too.
+        effects::owe_access(&mut tx, user_id, Access::Suspended, &format!("closed:{closure}")).await?;
+        tx.commit().await?;
+        self.waker.wake();
+        tracing::info!(user_id = %user_id, "account closed: no renewal, access suspended");
+        Ok(subscription)
+    }
+
+    /// Cancels a locked, cancellable subscription at Stripe, then here. The
+    /// caller commits.
+    async fn cancel_locked(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        mut subscription: Subscription,
+        reason: Option<&str>,
+    ) -> Result<Subscription, Error> {
+        let now = self.now();
         if let Some(stripe_id) = &subscription.stripe_subscription_id {
             let key = format!("cancel-{}-{}", subscription.id, subscription.revision);
             self.payments.set_cancel_at_period_end(stripe_id, true, key).await?;
         }
         subscription.status = Status::Cancelled;
         subscription.cancelled_at = Some(now);
-        db::save_subscription(&mut tx, &subscription, now).await?;
-        db::mark_left(&mut tx, tenant.id, reason.as_deref(), now).await?;
+        db::save_subscription(tx, &subscription, now).await?;
+        db::mark_left(tx, subscription.tenant_id, reason, now).await?;
         let details = json!({ "reason": reason, "next_billing_date": subscription.next_billing_date });
-        db::record_event(&mut tx, tenant.id, "cancelled", details, now).await?;
-        tx.commit().await?;
-        tracing::info!(subscription = %subscription.id, "subscription cancelled at period end");
+        db::record_event(tx, subscription.tenant_id, "cancelled", details, now).await?;
         Ok(subscription)
     }
 
@@ -179,14 +220,28 @@ impl Billing {
         Ok(Checkout { id, url, coupon })
     }
 
-    /// Marks cancelled subscriptions whose paid period ended as expired.
+    /// Marks cancelled subscriptions whose paid period ended as expired;
+    /// their customers' product access ends. Returns how many.
     pub async fn expire_due(&self) -> Result<u64, Error> {
-        let mut connection = self.pool.acquire().await?;
-        let expired = db::expire_due(&mut connection, self.now()).await?;
-        if expired > 0 {
-            tracing::info!(expired, "cancelled subscriptions reached the end of their paid period");
+        let now = self.now();
+        let mut tx = self.pool.begin().await?;
+        let expired = db::expire_due(&mut tx, now).await?;
+        for subscription in &expired {
+            let details = json!({ "plan": subscription.plan, "billing_period": subscription.billing_period,
+                                   "next_billing_date": subscription.next_billing_date });
+            db::record_event(&mut tx, subscription.tenant_id, "expired", details, now).await?;
+            let cause = format!("expired:{}", subscription.id);
+            effects::owe_access(&mut tx, subscription.owner_user_id, Access::Suspended, &cause).await?;
         }
-        Ok(expired)
+        tx.commit().await?;
+        if !expired.is_empty() {
+            self.waker.wake();
+            tracing::info!(
+                expired = expired.len(),
+                "cancelled subscriptions reached the end of their paid period"
+            );
+        }
+        Ok(expired.len() as u64)
     }
 
     /// Runs [`Billing::expire_due`] every `interval` until shutdown.

@@ -19,6 +19,11 @@ pub struct Config {
     /// `EXPIRY_INTERVAL_SECS`, default 60: how often cancelled subscriptions
     /// whose paid period ended are marked expired.
     pub expiry_interval: Duration,
+    /// `LICENSE_URL`, default `http://127.0.0.1:50052`: where key access changes go.
+    pub license_url: String,
+    /// `OUTBOX_MAX_BACKOFF_SECS`, default 300: the longest wait between two
+    /// attempts to deliver an effect while its receiver is down.
+    pub outbox_max_backoff: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +97,8 @@ impl Config {
             stripe: StripeConfig::from_env()?,
             public_url: config::optional("PUBLIC_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
             expiry_interval: Duration::from_secs(config::parsed_or("EXPIRY_INTERVAL_SECS", 60)?),
+            license_url: config::optional("LICENSE_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
+            outbox_max_backoff: Duration::from_secs(config::parsed_or("OUTBOX_MAX_BACKOFF_SECS", 300)?),
         })
     }
 }

@@ -62,6 +62,14 @@ pub async fn tenant_for(
     .await
 }
 
+/// The user who owns tenant `id`.
+pub async fn owner_of(connection: &mut PgConnection, tenant_id: Uuid) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar("SELECT owner_user_id FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_one(connection)
+        .await
+}
+
 pub async fn set_stripe_customer(
     connection: &mut PgConnection,
     tenant_id: Uuid,
@@ -287,23 +295,27 @@ pub async fn record_event(
     Ok(())
 }
 
+/// A subscription whose paid period ended, as the expiry job saw it.
+#[derive(Debug, sqlx::FromRow)]
+pub struct Expired {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub owner_user_id: Uuid,
+    pub plan: String,
+    pub billing_period: String,
+    pub next_billing_date: DateTime<Utc>,
+}
+
 /// Cancelled subscriptions whose paid period ended become expired, in one
-/// statement (so replicas running it at once cannot expire one twice), each
-/// with an `expired` event. Returns how many.
-pub async fn expire_due(connection: &mut PgConnection, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-    let expired: i64 = sqlx::query_scalar(
-        "WITH expired AS ( \
-             UPDATE subscriptions SET status = 'expired', revision = revision + 1, updated_at = $1 \
-             WHERE status = 'cancelled' AND next_billing_date <= $1 \
-             RETURNING tenant_id, plan, billing_period, next_billing_date), \
-         recorded AS ( \
-             INSERT INTO billing_events (tenant_id, event, details, occurred_at) \
-             SELECT tenant_id, 'expired', jsonb_build_object('plan', plan, 'billing_period', billing_period, \
-                    'next_billing_date', next_billing_date), $1 FROM expired RETURNING 1) \
-         SELECT count(*) FROM recorded",
+/// statement: replicas running it at once lock the same rows, and the one
+/// that waits finds them no longer cancelled, so each expires once.
+pub async fn expire_due(connection: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<Expired>, sqlx::Error> {
+    sqlx::query_as(
+        "UPDATE subscriptions s SET status = 'expired', revision = revision + 1, updated_at = $1 \
+         FROM tenants t WHERE t.id = s.tenant_id AND s.status = 'cancelled' AND s.next_billing_date <= $1 \
+         RETURNING s.id, s.tenant_id, t.owner_user_id, s.plan, s.billing_period, s.next_billing_date",
     )
     .bind(now)
-    .fetch_one(connection)
-    .await?;
-    Ok(expired as u64)
+    .fetch_all(connection)
+    .await
 }

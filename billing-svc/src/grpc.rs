@@ -9,6 +9,7 @@ use platform::{
 };
 use proto::billing::v1 as pb;
 use tonic::{Request, Response, Status};
+use uuid::Uuid;
 
 use crate::{
     billing::Billing,
@@ -223,6 +224,26 @@ impl pb::billing_service_server::BillingService for BillingService {
         let replayed = self.billing.replay_failed(event_id).await?;
         Ok(Response::new(pb::ReplayFailedWebhooksResponse {
             replayed: replayed.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn close_account(
+        &self,
+        request: Request<pb::CloseAccountRequest>,
+    ) -> Result<Response<pb::CloseAccountResponse>, Status> {
+        let principal = self.authenticator.authenticate_principal(request.metadata()).await?;
+        principal.require_service_or_admin().map_err(Error::from)?;
+        let body = request.into_inner();
+        let user_id =
+            Uuid::parse_str(body.user_id.trim()).map_err(|_| Error::invalid("user_id", "user_id must be a UUID"))?;
+        let closure = body.idempotency_key.trim();
+        if closure.is_empty() || closure.len() > 200 {
+            return Err(Error::invalid("idempotency_key", "idempotency_key must be 1 to 200 characters").into());
+        }
+        let reason = Some(body.reason.trim().to_owned()).filter(|reason| !reason.is_empty());
+        let subscription = self.billing.close_account(user_id, reason, closure).await?;
+        Ok(Response::new(pb::CloseAccountResponse {
+            subscription: Some(subscription_to_wire(subscription, self.billing.now())),
         }))
     }
 

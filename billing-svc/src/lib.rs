@@ -12,25 +12,30 @@ pub mod billing;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod effects;
 pub mod error;
 pub mod grpc;
 pub mod payments;
 pub mod webhooks;
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use platform::{
     auth::{Authenticator, InternalToken, SessionFloors},
     clock::Clock,
     kv::Kv,
+    outbox::{Relay, Waker},
     shutdown::Shutdown,
 };
-use proto::billing::v1::billing_service_server::{BillingServiceServer, SERVICE_NAME};
+use proto::{
+    billing::v1::billing_service_server::{BillingServiceServer, SERVICE_NAME},
+    license::v1::license_service_client::LicenseServiceClient,
+};
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
 pub use crate::config::Config;
-use crate::{billing::Billing, grpc::BillingService, payments::Payments};
+use crate::{billing::Billing, effects::Effects, grpc::BillingService, payments::Payments};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -39,6 +44,7 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Application {
     listener: TcpListener,
     service: BillingService,
+    relay: Relay<Effects>,
     pool: PgPool,
     config: Config,
 }
@@ -56,6 +62,12 @@ impl Application {
         let kv = Kv::connect(&service_config.redis_url, &service_config.redis_key_prefix).await?;
         let floors = SessionFloors::new(kv, service_config.access_token_ttl);
         let internal = InternalToken::new(service_config.internal_token.clone());
+        let waker = Waker::default();
+        let effects = Effects {
+            license: LicenseServiceClient::new(platform::client::channel(&config.license_url, Duration::from_secs(5))?),
+            internal: internal.clone(),
+        };
+        let relay = Relay::new(pool.clone(), effects, waker.clone()).max_backoff(config.outbox_max_backoff);
         let authenticator =
             Authenticator::from_pem(&service_config.jwt_public_key, floors)?.with_internal_token(internal);
         let billing = Billing {
@@ -64,11 +76,13 @@ impl Application {
             payments: Payments::new(&config.stripe)?,
             stripe: config.stripe.clone(),
             public_url: config.public_url.clone(),
+            waker,
         };
         let listener = TcpListener::bind(service_config.listen_addr).await?;
         Ok(Self {
             listener,
             service: BillingService { billing, authenticator },
+            relay,
             pool,
             config,
         })
@@ -83,9 +97,10 @@ impl Application {
         self.service.billing.clone()
     }
 
-    /// Serves (and runs the expiry job) until `shutdown` triggers, drains
-    /// in-flight calls, then closes the database pool.
+    /// Serves (and runs the expiry job and the outbox relay) until
+    /// `shutdown` triggers, drains in-flight calls, then closes the pool.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let relay = tokio::spawn(self.relay.run(shutdown.clone()));
         let expiry = tokio::spawn(
             self.service
                 .billing
@@ -102,13 +117,15 @@ impl Application {
         )
         .await;
         let _ = expiry.await;
+        let _ = relay.await;
         self.pool.close().await;
         result
     }
 }
 
 /// Connects to billing's database and Stripe without serving, for the
-/// operator commands (`setup-coupons`, `replay-webhooks`).
+/// operator commands (`setup-coupons`, `replay-webhooks`). Effects they owe
+/// are left in the outbox for the running replicas to deliver.
 pub async fn connect(config: &Config) -> anyhow::Result<Billing> {
     let pool = platform::db::connect(&config.service.database_url, 2).await?;
     platform::db::migrate(&pool, &MIGRATOR).await?;
@@ -118,5 +135,6 @@ pub async fn connect(config: &Config) -> anyhow::Result<Billing> {
         payments: Payments::new(&config.stripe)?,
         stripe: config.stripe.clone(),
         public_url: config.public_url.clone(),
+        waker: Waker::default(),
     })
 }

@@ -20,6 +20,7 @@ use crate::{
     billing::Billing,
     db,
     domain::{BillingPeriod, Plan, Product, Status},
+    effects::{self, Access},
     error::Error,
     payments::StripeSubscription,
 };
@@ -221,13 +222,15 @@ impl Billing {
             // A concurrent delivery of the same event won.
             return Ok(Outcome::Duplicate);
         }
+        let cause = event.id.as_str();
         let outcome = match (event.kind.as_str(), fetched) {
             ("checkout.session.completed", Fetched::Subscription(subscription)) => {
-                self.checkout_completed(&mut tx, object, &subscription, now).await?
+                self.checkout_completed(&mut tx, object, &subscription, cause, now)
+                    .await?
             }
-            (_, Fetched::Subscription(subscription)) => self.sync(&mut tx, &subscription, now).await?,
-            ("invoice.payment_failed", _) => self.payment(&mut tx, object, false, now).await?,
-            ("invoice.paid", _) => self.payment(&mut tx, object, true, now).await?,
+            (_, Fetched::Subscription(subscription)) => self.sync(&mut tx, &subscription, cause, now).await?,
+            ("invoice.payment_failed", _) => self.payment(&mut tx, object, false, cause, now).await?,
+            ("invoice.paid", _) => self.payment(&mut tx, object, true, cause, now).await?,
             _ => Outcome::Ignored,
         };
         sqlx::query("UPDATE failed_webhooks SET resolved_at = $2 WHERE event_id = $1 AND resolved_at IS NULL")
@@ -236,6 +239,7 @@ impl Billing {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.waker.wake();
         Ok(outcome)
     }
 
@@ -311,9 +315,12 @@ impl Billing {
         connection: &mut PgConnection,
         session: &Value,
         subscription: &StripeSubscription,
+        cause: &str,
         now: DateTime<Utc>,
     ) -> Result<Outcome, Error> {
         let (local, _) = self.local_subscription(connection, subscription, now).await?;
+        let owner = db::owner_of(connection, local.tenant_id).await?;
+        effects::owe_access(connection, owner, Access::Active, cause).await?;
         let coupon = string_at(session, &["metadata", "coupon"]);
         if let Some(left_at) = db::mark_returned(connection, local.tenant_id, coupon.is_some(), now).await? {
             let away_secs = (now - left_at).num_seconds().max(0);
@@ -340,6 +347,7 @@ impl Billing {
         &self,
         connection: &mut PgConnection,
         subscription: &StripeSubscription,
+        cause: &str,
         now: DateTime<Utc>,
     ) -> Result<Outcome, Error> {
         let (mut local, created) = self.local_subscription(connection, subscription, now).await?;
@@ -377,6 +385,8 @@ impl Billing {
                         now,
                     )
                     .await?;
+                    let owner = db::owner_of(connection, local.tenant_id).await?;
+                    effects::owe_access(connection, owner, Access::Suspended, cause).await?;
                 }
                 Status::Active | Status::Trial if before == Status::Cancelled => {
                     local.cancelled_at = None;
@@ -403,6 +413,7 @@ impl Billing {
         connection: &mut PgConnection,
         invoice: &Value,
         paid: bool,
+        cause: &str,
         now: DateTime<Utc>,
     ) -> Result<Outcome, Error> {
         let Some(stripe_id) = invoice_subscription(invoice) else {
@@ -412,7 +423,7 @@ impl Billing {
             .await?
             .ok_or_else(|| anyhow::anyhow!("invoice of subscription {stripe_id}, which is not known here"))?;
         let invoice_id = string_at(invoice, &["id"]);
-        match (paid, local.payment_failed_at) {
+        let access = match (paid, local.payment_failed_at) {
             (false, None) => {
                 local.payment_failed_at = Some(now);
                 db::record_event(
@@ -423,6 +434,7 @@ impl Billing {
                     now,
                 )
                 .await?;
+                Access::Suspended
             }
             (true, Some(_)) => {
                 local.payment_failed_at = None;
@@ -434,9 +446,12 @@ impl Billing {
                     now,
                 )
                 .await?;
+                Access::Active
             }
             _ => return Ok(Outcome::Applied),
-        }
+        };
+        let owner = db::owner_of(connection, local.tenant_id).await?;
+        effects::owe_access(connection, owner, access, cause).await?;
         db::save_subscription(connection, &local, now).await?;
         Ok(Outcome::Applied)
     }

@@ -20,6 +20,7 @@ use crate::{
     config::ReactivationConfig,
     db,
     domain::{Account, AccountEvent, DeactivationReason, Email, EventKind, Password, PasswordHasher},
+    effects,
     error::Error,
     tokens::ReactivationTokens,
 };
@@ -158,8 +159,12 @@ impl Accounts {
         let account = db::users::deactivate(&mut tx, target, reason, comment.as_deref(), now).await?;
         let data = json!({ "reason": reason.as_str(), "comment": comment });
         db::events::record(&mut tx, target, EventKind::Deactivated, data, Some(caller.user_id), now).await?;
+        // No renewal and no product access for a closed account.
+        let closure = format!("close-account:{target}:{}", account.state_version);
+        effects::owe_account_closure(&mut tx, target, comment.as_deref(), &closure).await?;
         self.floors.raise(target, account.state_version).await?;
         tx.commit().await?;
+        self.waker.wake();
         tracing::info!(user_id = %target, reason = reason.as_str(), "account deactivated");
         Ok(account)
     }

@@ -21,6 +21,9 @@ pub struct Config {
     pub bootstrap_admin: Option<(String, Secret<String>)>,
     /// `NOTIFY_URL`, default `http://127.0.0.1:50054`: where emails go.
     pub notify_url: String,
+    /// `BILLING_URL`, default `http://127.0.0.1:50053`: where a closed
+    /// account's subscription is cancelled and its access suspended.
+    pub billing_url: String,
     /// `OUTBOX_MAX_BACKOFF_SECS`, default 300: the longest wait between two
     /// attempts to deliver an effect to a service that is down.
     pub outbox_max_backoff: Duration,
@@ -67,6 +70,7 @@ impl Config {
             password_hash_concurrency: config::parsed_or("PASSWORD_HASH_CONCURRENCY", default_concurrency())?,
             bootstrap_admin,
             notify_url: config::optional("NOTIFY_URL").unwrap_or_else(|| "http://127.0.0.1:50054".into()),
+            billing_url: config::optional("BILLING_URL").unwrap_or_else(|| "http://127.0.0.1:50053".into()),
             outbox_max_backoff: Duration::from_secs(config::parsed_or("OUTBOX_MAX_BACKOFF_SECS", 300)?),
             reactivation: ReactivationConfig::from_env()?,
         })

@@ -27,6 +27,7 @@ use platform::{
     shutdown::Shutdown,
 };
 use proto::{
+    billing::v1::billing_service_client::BillingServiceClient,
     identity::v1::identity_service_server::{IdentityServiceServer, SERVICE_NAME},
     notify::v1::notify_service_client::NotifyServiceClient,
 };
@@ -77,6 +78,10 @@ impl Application {
         };
         let effects = Effects {
             notify: NotifyServiceClient::new(platform::client::channel(&config.notify_url, Duration::from_secs(5))?),
+            billing: BillingServiceClient::new(platform::client::channel(
+                &config.billing_url,
+                Duration::from_secs(30),
+            )?),
             internal: internal.clone(),
         };
         let relay = Relay::new(pool.clone(), effects, waker).max_backoff(config.outbox_max_backoff);

@@ -385,14 +385,21 @@ impl Licenses {
     /// Billing's word on a customer, applied to every key of theirs in one
     /// transaction. Idempotent: keys already so are left alone and get no
     /// history entry.
+    /// `version` (the sender's time of the change, µs; 0 for none) makes a
+    /// change older than the last one applied to this customer a no-op.
     pub async fn set_customer_access(
         &self,
         customer: CustomerRef,
         access: Access,
+        version: i64,
         performed_by: &str,
     ) -> Result<Vec<License>, Error> {
         let now = self.now();
         let mut tx = self.pool.begin().await?;
+        if version > 0 && !db::keys::record_access(&mut tx, &customer, access, version, now).await? {
+            tracing::info!(access = ?access, version, "an older access change arrived late: ignored");
+            return Ok(Vec::new());
+        }
         let mut changed = Vec::new();
         for mut license in db::keys::lock_of_customer(&mut tx, &customer).await? {
             let (action, details) = match access {

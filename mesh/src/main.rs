@@ -97,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
         password_hash_concurrency: identity_svc::config::default_concurrency(),
         bootstrap_admin: Some((admin_email.clone(), Secret::new(admin_password.clone()))),
         notify_url: notify_url.clone(),
+        billing_url: format!("http://{billing_addr}"),
         outbox_max_backoff: Duration::from_secs(30),
         reactivation: identity_svc::config::ReactivationConfig::from_env()?,
     })
@@ -145,6 +146,8 @@ async fn main() -> anyhow::Result<()> {
         stripe,
         public_url: gateway_public_url.clone(),
         expiry_interval: Duration::from_secs(60),
+        license_url: license_url.clone(),
+        outbox_max_backoff: Duration::from_secs(30),
     })
     .await?;
     let billing_url = format!("http://{}", billing.local_addr());

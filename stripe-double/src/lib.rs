@@ -187,6 +187,15 @@ impl State {
         }))
     }
 
+    /// The body Stripe sends for event `id`.
+    pub(crate) fn event_payload(&self, id: &str) -> anyhow::Result<Vec<u8>> {
+        self.events
+            .iter()
+            .find(|(event_id, _, _)| event_id == id)
+            .map(|(_, _, bytes)| bytes.clone())
+            .with_context(|| format!("no event {id}"))
+    }
+
     /// Records an event about `object`; returns its id.
     pub(crate) fn record_event(&mut self, event_type: &str, created: i64, object: Value) -> String {
         let id = self.new_id("evt");
@@ -228,13 +237,7 @@ impl Inner {
         let (url, payload) = {
             let state = self.state();
             let url = state.webhook_url.clone().context("no webhook endpoint configured")?;
-            let payload = state
-                .events
-                .iter()
-                .find(|(event_id, _, _)| event_id == id)
-                .map(|(_, _, bytes)| bytes.clone())
-                .with_context(|| format!("no event {id}"))?;
-            (url, payload)
+            (url, state.event_payload(id)?)
         };
         let header = signature::sign(&self.webhook_secret, self.now(), &payload);
         let response = self
@@ -480,13 +483,7 @@ impl StripeDouble {
 
     /// The body and `Stripe-Signature` header of event `id`, signed at `timestamp`.
     pub fn signed(&self, id: &str, timestamp: i64) -> anyhow::Result<(Vec<u8>, String)> {
-        let state = self.inner.state();
-        let payload = state
-            .events
-            .iter()
-            .find(|(event_id, _, _)| event_id == id)
-            .map(|(_, _, bytes)| bytes.clone())
-            .with_context(|| format!("no event {id}"))?;
+        let payload = self.inner.state().event_payload(id)?;
         let header = signature::sign(&self.inner.webhook_secret, timestamp, &payload);
         Ok((payload, header))
     }

@@ -15,7 +15,7 @@ use platform::{
 };
 use proto::billing::v1::{self as pb, billing_service_client::BillingServiceClient};
 use sqlx::PgPool;
-use stripe_double::{CataloguePrice, Options, StripeDouble};
+use stripe_double::{CataloguePrice, CompletedCheckout, Options, StripeDouble};
 use tonic::{Request, transport::Channel};
 use uuid::Uuid;
 
@@ -28,6 +28,8 @@ pub struct TestApp {
     /// The domain behind the service, for jobs and operator commands.
     pub billing: Billing,
     pub admin: String,
+    /// What the other services of the mesh present.
+    pub internal: InternalToken,
     signer: TokenSigner,
     /// Reads the service's tables directly, as an operator would.
     pub pool: PgPool,
@@ -76,6 +78,9 @@ pub async fn spawn_app() -> TestApp {
         },
         public_url: "http://app.test".into(),
         expiry_interval: Duration::from_secs(3600),
+        // Nothing listens there: access changes wait in the outbox, where tests read them.
+        license_url: "http://127.0.0.1:9".into(),
+        outbox_max_backoff: Duration::from_secs(1),
     };
     let application = Application::build_with_clock(config, clock.clone())
         .await
@@ -93,6 +98,7 @@ pub async fn spawn_app() -> TestApp {
         stripe,
         billing,
         admin: signer.sign(Uuid::new_v4(), vec![Role::User, Role::Admin], 0).unwrap(),
+        internal,
         signer,
         pool: platform::db::connect(&database.url, 2).await.unwrap(),
         _database: database,
@@ -195,11 +201,16 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
+    /// Checks out `plan` and pays at Stripe; the events are not delivered yet.
+    pub async fn pay(&self, customer: &Customer, plan: pb::Plan, period: pb::BillingPeriod) -> CompletedCheckout {
+        let session = self.checkout(customer, plan, period).await.expect("checkout");
+        self.stripe.complete_checkout(&session.id).await.expect("pay")
+    }
+
     /// Checks out `plan` and pays: Stripe's events are delivered in order.
     /// Returns the Stripe subscription id.
     pub async fn buy(&self, customer: &Customer, plan: pb::Plan, period: pb::BillingPeriod) -> String {
-        let session = self.checkout(customer, plan, period).await.expect("checkout");
-        let completed = self.stripe.complete_checkout(&session.id).await.expect("pay");
+        let completed = self.pay(customer, plan, period).await;
         for event in &completed.events {
             self.deliver(event).await.expect("webhook applies");
         }
@@ -220,6 +231,29 @@ impl TestApp {
             .fetch_one(&self.pool)
             .await
             .unwrap()
+    }
+
+    /// identity-svc telling billing that `customer`'s account was closed.
+    pub async fn close_account(&self, customer: &Customer, closure: &str) -> Result<pb::Subscription, tonic::Status> {
+        let mut request = Request::new(pb::CloseAccountRequest {
+            user_id: customer.id.to_string(),
+            reason: "moving to a competitor".into(),
+            idempotency_key: closure.into(),
+        });
+        self.internal.attach(&mut request);
+        let closed = self.client().close_account(request).await?.into_inner();
+        Ok(closed.subscription.expect("a subscription view"))
+    }
+
+    /// The key access changes owed to license-svc, oldest first: `(user, access)`.
+    pub async fn access_owed(&self) -> Vec<(String, String)> {
+        sqlx::query_as(
+            "SELECT payload->>'user_id', payload->>'access' FROM outbox \
+             WHERE topic = 'license.customer_access' ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
     }
 
     /// `cancel_at_period_end` of every update the double received for `subscription`.

@@ -4,6 +4,7 @@
 // Items of a test binary are never reachable from outside it.
 #![allow(unreachable_pub)]
 
+mod access;
 mod checkout;
 mod coupons;
 mod helpers;

@@ -18,11 +18,7 @@ async fn applied_events(app: &crate::helpers::TestApp) -> i64 {
 async fn a_bad_signature_is_refused_and_nothing_applied() {
     let app = spawn_app().await;
     let customer = app.customer();
-    let session = app
-        .checkout(&customer, pb::Plan::Builder, pb::BillingPeriod::Monthly)
-        .await
-        .unwrap();
-    let completed = app.stripe.complete_checkout(&session.id).await.unwrap();
+    let completed = app.pay(&customer, pb::Plan::Builder, pb::BillingPeriod::Monthly).await;
     let event = &completed.events[1];
     let (payload, signature) = app.stripe.signed(event, app.clock.now().timestamp()).unwrap();
 
@@ -77,11 +73,7 @@ async fn a_signature_older_than_the_tolerance_is_refused() {
 async fn the_same_event_delivered_100_times_is_applied_once() {
     let app = spawn_app().await;
     let customer = app.customer();
-    let session = app
-        .checkout(&customer, pb::Plan::Builder, pb::BillingPeriod::Monthly)
-        .await
-        .unwrap();
-    let completed = app.stripe.complete_checkout(&session.id).await.unwrap();
+    let completed = app.pay(&customer, pb::Plan::Builder, pb::BillingPeriod::Monthly).await;
     let checkout_completed = &completed.events[1];
 
     // Stripe retrying, concurrently.
@@ -156,11 +148,7 @@ async fn a_cancellation_made_at_stripe_is_synced() {
 async fn a_failing_event_is_kept_and_replays() {
     let app = spawn_app().await;
     let customer = app.customer();
-    let session = app
-        .checkout(&customer, pb::Plan::Maven, pb::BillingPeriod::Monthly)
-        .await
-        .unwrap();
-    let completed = app.stripe.complete_checkout(&session.id).await.unwrap();
+    let completed = app.pay(&customer, pb::Plan::Maven, pb::BillingPeriod::Monthly).await;
     let checkout_completed = &completed.events[1];
 
     // Stripe cannot be reached while the event is applied.

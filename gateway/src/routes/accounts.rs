@@ -20,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(login))
         .routes(routes!(me))
         .routes(routes!(deactivate_user))
+        .routes(routes!(cancel_account))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -167,6 +168,44 @@ async fn deactivate_user(
     let user = state.identity.clone().deactivate_user(request).await?.into_inner();
     Ok(Json(AccountChanged {
         message: "The account has been deactivated.".into(),
+        user: user.into(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct CancelAccount {
+    /// Why the customer is leaving, kept as `last_cancellation_reason`.
+    pub reason: Option<String>,
+}
+
+/// Cancel your account (seed 004): the subscription stops renewing, product
+/// access ends, and the account is deactivated.
+///
+/// Data is kept; every session ends at once. Coming back (a reactivation
+/// link) restores the account, not the subscription: buying a plan again
+/// comes with the welcome-back offer.
+#[utoipa::path(post, path = "/api/cancel-account", tag = "accounts", security(("bearer" = [])),
+    request_body(content = CancelAccount, description = "Optional"),
+    responses(
+        (status = 200, description = "Cancelled; the subscription and keys follow within moments", body = AccountChanged),
+        (status = 400, description = "Already inactive", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn cancel_account(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Authenticated(caller): Authenticated,
+    OptionalBody(body): OptionalBody<CancelAccount>,
+) -> Result<Json<AccountChanged>, Problem> {
+    let message = pb::DeactivateUserRequest {
+        user_id: String::new(),
+        reason: pb::DeactivationReason::Self_.into(),
+        comment: body.reason.unwrap_or_default(),
+    };
+    let request = state.calls.on_behalf(&caller, &request_id, message);
+    let user = state.identity.clone().deactivate_user(request).await?.into_inner();
+    Ok(Json(AccountChanged {
+        message: "Your account has been cancelled. Your subscription will not renew.".into(),
         user: user.into(),
     }))
 }

@@ -5,7 +5,9 @@ use chrono::{DateTime, Utc};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestMesh, spawn_mesh};
+use platform::clock::Clock;
+
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestMesh, spawn_mesh_at};
 
 async fn customer(mesh: &TestMesh, email: &str) -> String {
     mesh.register(email).await;
@@ -32,7 +34,7 @@ fn cancel_at_period_end_updates(mesh: &TestMesh, subscription: &str) -> Vec<Stri
 
 #[tokio::test]
 async fn seed_003_checklist() {
-    let mesh = spawn_mesh().await;
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
     let token = customer(&mesh, "tenant@example.com").await;
     let none = json_of(mesh.get("/api/subscription", Some(&token)).await, StatusCode::OK).await;
     assert_eq!(none["subscription_status"], "none");
@@ -114,7 +116,7 @@ async fn seed_003_checklist() {
 
 #[tokio::test]
 async fn a_stripe_outage_during_cancel_changes_nothing() {
-    let mesh = spawn_mesh().await;
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
     let token = customer(&mesh, "outage@example.com").await;
     mesh.subscribe(&token, "grower", "annual").await;
     mesh.stripe.fail_next("POST", "/v1/subscriptions/", 500);
@@ -130,7 +132,7 @@ async fn a_stripe_outage_during_cancel_changes_nothing() {
 
 #[tokio::test]
 async fn pricing_and_checkout_with_the_welcome_back_offer() {
-    let mesh = spawn_mesh().await;
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
     let token = customer(&mesh, "returning@example.com").await;
     let pricing = json_of(mesh.get("/api/pricing", Some(&token)).await, StatusCode::OK).await;
     assert_eq!(pricing["welcome_back_eligible"], false);
@@ -169,7 +171,7 @@ async fn pricing_and_checkout_with_the_welcome_back_offer() {
 
 #[tokio::test]
 async fn stripe_webhooks_pass_through_the_gateway_verified() {
-    let mesh = spawn_mesh().await;
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
     let token = customer(&mesh, "webhook@example.com").await;
     let stripe_id = mesh.subscribe(&token, "maven", "monthly").await;
     let event = mesh.stripe.fail_payment(&stripe_id).unwrap();
@@ -200,7 +202,7 @@ async fn stripe_webhooks_pass_through_the_gateway_verified() {
 
 #[tokio::test]
 async fn win_back_metrics_are_for_admins() {
-    let mesh = spawn_mesh().await;
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
     let token = customer(&mesh, "metrics@example.com").await;
     let refused = mesh.get("/api/admin/metrics/reactivation", Some(&token)).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);

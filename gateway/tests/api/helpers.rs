@@ -33,13 +33,14 @@ pub struct TestMesh {
     pub internal: InternalToken,
     /// The mail server notify-svc delivers to.
     pub smtp: SmtpSink,
+    billing: Restartable<billing_svc::Config>,
     /// Stripe, as billing-svc sees it; webhooks go to the gateway.
     pub stripe: StripeDouble,
-    /// billing-svc's and Stripe's "now" (the other services use the system clock).
+    /// "Now" for license-svc, billing-svc, Stripe and the gateway
+    /// (identity-svc keeps the real time: tokens must stay valid).
     pub clock: Clock,
     _database: TestDatabase,
     _license_database: TestDatabase,
-    _billing_database: TestDatabase,
     _keys: TestKeySpace,
     notify: PendingNotify,
 }
@@ -60,8 +61,9 @@ pub async fn spawn_mesh_without_notify() -> TestMesh {
     build_mesh(|_| {}, |_| {}, Clock::system()).await
 }
 
-/// As [`spawn_mesh`], with license-svc and the gateway reading "now" from
-/// `clock` (identity-svc keeps the real time: tokens must stay valid).
+/// As [`spawn_mesh`], with license-svc, billing-svc, Stripe and the gateway
+/// reading "now" from `clock` (identity-svc keeps the real time: tokens must
+/// stay valid).
 pub async fn spawn_mesh_at(clock: Clock) -> TestMesh {
     let mesh = build_mesh(|_| {}, |_| {}, clock).await;
     mesh.start_notify().await;
@@ -94,11 +96,7 @@ async fn build_mesh(
     // notify-svc gets a port now, so identity-svc knows where to send.
     let smtp = SmtpSink::start().await;
     let notify_database = TestDatabase::create(&notify_svc::MIGRATOR).await;
-    let notify_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let notify_port = free_port();
     let mut notify_service = platform::testing::service_config(&notify_database, &keys, &pair.public_pem, &internal);
     notify_service.listen_addr = format!("127.0.0.1:{notify_port}").parse().unwrap();
     let notify = PendingNotify {
@@ -122,12 +120,16 @@ async fn build_mesh(
         _database: notify_database,
     };
 
+    // billing-svc too: identity-svc closes accounts there, and it can be
+    // stopped and started again on the same port.
+    let billing_port = free_port();
     let mut identity_config = identity_svc::Config {
         service: platform::testing::service_config(&database, &keys, &pair.public_pem, &internal),
         jwt_private_key: pair.private_pem.clone(),
         password_hash_concurrency: 2,
         bootstrap_admin: Some((ADMIN_EMAIL.into(), Secret::from(ADMIN_PASSWORD))),
         notify_url: format!("http://127.0.0.1:{notify_port}"),
+        billing_url: format!("http://127.0.0.1:{billing_port}"),
         outbox_max_backoff: Duration::from_secs(1),
         reactivation: identity_svc::config::ReactivationConfig {
             public_url: "https://app.example.com".into(),
@@ -162,7 +164,6 @@ async fn build_mesh(
     tokio::spawn(license.run(shutdown.clone()));
 
     // billing-svc, against a Stripe double sharing its clock.
-    let clock = Clock::manual(chrono::Utc::now());
     let catalogue = StripeConfig::default_catalogue()
         .map(|(id, amount, interval)| CataloguePrice::new(id, amount, interval))
         .collect();
@@ -174,9 +175,11 @@ async fn build_mesh(
     .await
     .expect("the Stripe double starts");
     let billing_database = TestDatabase::create(&billing_svc::MIGRATOR).await;
-    let billing = billing_svc::Application::build_with_clock(
-        billing_svc::Config {
-            service: platform::testing::service_config(&billing_database, &keys, &pair.public_pem, &internal),
+    let mut billing_service = platform::testing::service_config(&billing_database, &keys, &pair.public_pem, &internal);
+    billing_service.listen_addr = format!("127.0.0.1:{billing_port}").parse().unwrap();
+    let billing = Restartable {
+        config: billing_svc::Config {
+            service: billing_service,
             stripe: StripeConfig {
                 secret_key: Secret::from("sk_test_mesh"),
                 webhook_secret: Secret::from(STRIPE_WEBHOOK_SECRET),
@@ -188,16 +191,13 @@ async fn build_mesh(
             },
             public_url: "https://app.example.com".into(),
             expiry_interval: Duration::from_secs(3600),
+            license_url: license_url.clone(),
+            outbox_max_backoff: Duration::from_secs(1),
         },
-        clock.clone(),
-    )
-    .await
-    .expect("billing-svc builds");
-    let billing_url = format!("http://{}", billing.local_addr());
-    for offer in billing_svc::domain::WelcomeBack::ALL {
-        billing.billing().setup_coupon(offer).await.expect("coupons set up");
-    }
-    tokio::spawn(billing.run(shutdown.clone()));
+        running: std::sync::Mutex::new(None),
+        _database: billing_database,
+    };
+    let billing_url = format!("http://127.0.0.1:{billing_port}");
 
     let mut config = gateway::Config {
         listen_addr: "127.0.0.1:0".parse().unwrap(),
@@ -217,14 +217,14 @@ async fn build_mesh(
         trust_forwarded_for: false,
     };
     adjust_gateway(&mut config);
-    let gateway = gateway::Application::build_with_clock(config, shutdown.clone(), clock)
+    let gateway = gateway::Application::build_with_clock(config, shutdown.clone(), clock.clone())
         .await
         .expect("gateway builds");
     let base = format!("http://{}", gateway.local_addr());
     tokio::spawn(gateway.run());
     stripe.set_webhook_url(format!("{base}/api/stripe/webhook"));
 
-    TestMesh {
+    let mesh = TestMesh {
         base,
         http: reqwest::Client::new(),
         shutdown,
@@ -235,13 +235,66 @@ async fn build_mesh(
         clock,
         _database: database,
         _license_database: license_database,
-        _billing_database: billing_database,
+        billing,
         _keys: keys,
         notify,
+    };
+    mesh.start_billing().await;
+    mesh
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A service a test can stop and start again, on the same port and database.
+struct Restartable<C> {
+    config: C,
+    running: std::sync::Mutex<Option<Shutdown>>,
+    _database: TestDatabase,
+}
+
+impl<C> Restartable<C> {
+    /// Records a new run and returns its shutdown.
+    fn started(&self) -> Shutdown {
+        let shutdown = Shutdown::new();
+        let previous = self.running.lock().unwrap().replace(shutdown.clone());
+        assert!(previous.is_none(), "already running");
+        shutdown
+    }
+
+    fn stop(&self) {
+        if let Some(shutdown) = self.running.lock().unwrap().take() {
+            shutdown.trigger();
+        }
     }
 }
 
 impl TestMesh {
+    /// Starts billing-svc (already started by [`spawn_mesh`]) with the
+    /// welcome-back coupons set up at Stripe.
+    pub async fn start_billing(&self) {
+        let billing = billing_svc::Application::build_with_clock(self.billing.config.clone(), self.clock.clone())
+            .await
+            .expect("billing-svc builds");
+        for offer in billing_svc::domain::WelcomeBack::ALL {
+            billing.billing().setup_coupon(offer).await.expect("coupons set up");
+        }
+        tokio::spawn(billing.run(self.billing.started()));
+    }
+
+    /// Stops billing-svc until [`TestMesh::start_billing`]; waits until it no
+    /// longer accepts connections.
+    pub async fn stop_billing(&self) {
+        self.billing.stop();
+        let address = self.billing.config.service.listen_addr;
+        wait_until_closed(address).await;
+    }
+
     /// Starts notify-svc (already started by [`spawn_mesh`]).
     pub async fn start_notify(&self) {
         let notify = notify_svc::Application::build(self.notify.config.clone())
@@ -344,6 +397,31 @@ impl TestMesh {
             .as_str()
             .unwrap()
             .to_owned()
+    }
+}
+
+/// Waits until nothing accepts connections at `address`.
+async fn wait_until_closed(address: std::net::SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(address).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{address} still accepts connections"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls `check` until it holds (effects cross services asynchronously).
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

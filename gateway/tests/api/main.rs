@@ -9,6 +9,7 @@ mod billing;
 mod email_flow;
 mod helpers;
 mod keys;
+mod lifecycle;
 mod openapi;
 mod reactivation;
 mod tracing;

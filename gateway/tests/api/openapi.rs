@@ -11,6 +11,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/login"),
     ("get", "/me"),
     ("post", "/deactivate_user"),
+    ("post", "/api/cancel-account"),
     ("post", "/reactivate_user"),
     ("get", "/reactivate"),
     ("post", "/reactivate"),

@@ -6,7 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
 
-use crate::domain::{Customer, Email, KeyStatus, KeyType, License, LicenseKey};
+use crate::{
+    domain::{Customer, Email, KeyStatus, KeyType, License, LicenseKey},
+    licenses::Access,
+};
 
 const COLUMNS: &str = "key, email, owner_user_id, key_type, expires_at, disabled_at, created_at, features, customer";
 
@@ -217,4 +220,38 @@ where
         .bind(key.as_str())
         .fetch_optional(executor)
         .await
+}
+
+/// Records `access` as the customer's latest change, unless a newer one was
+/// recorded already; whether it is the latest. Concurrent calls for one
+/// customer serialize on its row.
+#[tracing::instrument(skip(connection))]
+pub async fn record_access(
+    connection: &mut PgConnection,
+    customer: &CustomerRef,
+    access: Access,
+    version: i64,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let customer = match customer {
+        CustomerRef::UserId(id) => format!("user:{id}"),
+        CustomerRef::Email(email) => format!("email:{}", email.as_str()),
+    };
+    let access = match access {
+        Access::Active => "active",
+        Access::Suspended => "suspended",
+    };
+    let latest = sqlx::query(
+        "INSERT INTO customer_access (customer, access, version, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (customer) DO UPDATE SET access = EXCLUDED.access, version = EXCLUDED.version, \
+         updated_at = EXCLUDED.updated_at WHERE customer_access.version < EXCLUDED.version",
+    )
+    .bind(customer)
+    .bind(access)
+    .bind(version)
+    .bind(now)
+    .execute(connection)
+    .await?
+    .rows_affected();
+    Ok(latest == 1)
 }

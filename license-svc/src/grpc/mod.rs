@@ -299,7 +299,11 @@ impl pb::license_service_server::LicenseService for LicenseService {
             platform::auth::Principal::Service => SERVICE_ACTOR.to_owned(),
             platform::auth::Principal::User(caller) => caller.user_id.to_string(),
         };
-        let pb::SetCustomerAccessRequest { customer, access } = request.into_inner();
+        let pb::SetCustomerAccessRequest {
+            customer,
+            access,
+            version,
+        } = request.into_inner();
         let customer = match customer {
             Some(pb::set_customer_access_request::Customer::UserId(id)) => CustomerRef::UserId(
                 optional_user_id(&id, "user_id")?.ok_or_else(|| Error::invalid("user_id", "user_id is required"))?,
@@ -316,7 +320,7 @@ impl pb::license_service_server::LicenseService for LicenseService {
         };
         let changed = self
             .licenses
-            .set_customer_access(customer, access, &performed_by)
+            .set_customer_access(customer, access, version, &performed_by)
             .await?;
         let now = self.licenses.now();
         Ok(Response::new(pb::SetCustomerAccessResponse {

@@ -80,6 +80,7 @@ fn access_request(email: &str, access: pb::CustomerAccess) -> pb::SetCustomerAcc
     pb::SetCustomerAccessRequest {
         customer: Some(pb::set_customer_access_request::Customer::Email(email.into())),
         access: access.into(),
+        version: 0,
     }
 }
 
@@ -162,6 +163,7 @@ async fn customer_access_can_name_the_customer_by_account() {
     let request = pb::SetCustomerAccessRequest {
         customer: Some(pb::set_customer_access_request::Customer::UserId(owner.to_string())),
         access: pb::CustomerAccess::Suspended.into(),
+        version: 0,
     };
     let changed = app
         .client
@@ -177,4 +179,27 @@ async fn customer_access_can_name_the_customer_by_account() {
         app.history(&key.key).await.last().unwrap().performed_by,
         app.admin_id.to_string()
     );
+}
+
+#[tokio::test]
+async fn an_access_change_older_than_the_last_applied_is_ignored() {
+    let app = spawn_app().await;
+    let key = app.create("late@example.com", pb::KeyType::Production).await.unwrap();
+    let send = |access: pb::CustomerAccess, version: i64| {
+        let mut request = Request::new(pb::SetCustomerAccessRequest {
+            version,
+            ..access_request("late@example.com", access)
+        });
+        app.internal.attach(&mut request);
+        let mut client = app.client.clone();
+        async move { client.set_customer_access(request).await.unwrap().into_inner().changed }
+    };
+    // Suspended at t=2; then the "active" of t=1, retried, arrives late.
+    assert_eq!(send(pb::CustomerAccess::Suspended, 2_000).await.len(), 1);
+    assert!(send(pb::CustomerAccess::Active, 1_000).await.is_empty());
+    assert_eq!(app.get(&key.key).await.unwrap().status(), pb::KeyStatus::Disabled);
+    // The same change again changes nothing; a newer one applies.
+    assert!(send(pb::CustomerAccess::Suspended, 2_000).await.is_empty());
+    assert_eq!(send(pb::CustomerAccess::Active, 3_000).await.len(), 1);
+    assert_eq!(app.get(&key.key).await.unwrap().status(), pb::KeyStatus::Active);
 }

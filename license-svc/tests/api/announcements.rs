@@ -75,6 +75,7 @@ async fn every_change_to_a_key_is_announced_once_committed() {
                 "ada@example.com".into(),
             )),
             access: access.into(),
+            version: 0,
         });
         app.internal.attach(&mut request);
         client.set_customer_access(request).await.expect("set access");

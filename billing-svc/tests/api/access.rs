@@ -1,0 +1,84 @@
+//! Access follows money: what billing owes license-svc, recorded in the
+//! same transaction as the change (license-svc is not running here, so the
+//! effects wait in the outbox).
+
+use chrono::Duration;
+use proto::billing::v1 as pb;
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn paying_failing_recovering_and_expiring_each_owe_one_access_change() {
+    let app = spawn_app().await;
+    let (customer, stripe_id) = app.subscriber().await;
+    let user = customer.id.to_string();
+    assert_eq!(app.access_owed().await, [(user.clone(), "active".into())]);
+
+    let failed = app.stripe.fail_payment(&stripe_id).unwrap();
+    app.deliver(&failed).await.unwrap();
+    app.deliver(&failed).await.unwrap();
+    let paid = app.stripe.pay(&stripe_id).unwrap();
+    app.deliver(&paid).await.unwrap();
+
+    app.cancel(&customer).await.unwrap();
+    app.clock.advance(Duration::days(30));
+    app.billing.expire_due().await.unwrap();
+    app.billing.expire_due().await.unwrap();
+
+    let owed: Vec<String> = app.access_owed().await.into_iter().map(|(_, access)| access).collect();
+    assert_eq!(owed, ["active", "suspended", "active", "suspended"]);
+    let versions: Vec<i64> = sqlx::query_scalar(
+        "SELECT (payload->>'version')::bigint FROM outbox WHERE topic = 'license.customer_access' \
+         ORDER BY created_at, id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert!(versions.windows(2).all(|pair| pair[0] < pair[1]), "{versions:?}");
+}
+
+#[tokio::test]
+async fn closing_an_account_cancels_without_renewal_and_suspends_once() {
+    let app = spawn_app().await;
+    let (customer, stripe_id) = app.subscriber().await;
+    let closed = app.close_account(&customer, "deactivated:7").await.unwrap();
+    assert_eq!(closed.status(), pb::SubscriptionStatus::Cancelled);
+    assert_eq!(app.cancel_at_period_end_updates(&stripe_id), ["true"]);
+
+    // The same closure delivered again changes nothing.
+    let again = app.close_account(&customer, "deactivated:7").await.unwrap();
+    assert_eq!(again.status(), pb::SubscriptionStatus::Cancelled);
+    assert_eq!(app.cancel_at_period_end_updates(&stripe_id), ["true"]);
+    assert_eq!(app.events("cancelled").await, 1);
+    let owed: Vec<String> = app.access_owed().await.into_iter().map(|(_, access)| access).collect();
+    assert_eq!(owed, ["active", "suspended"]);
+    let reason: Option<String> =
+        sqlx::query_scalar("SELECT last_cancellation_reason FROM tenants WHERE owner_user_id = $1")
+            .bind(customer.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(reason.as_deref(), Some("moving to a competitor"));
+    // Having left, they are a returning customer now.
+    assert!(app.pricing(&customer).await.welcome_back_eligible);
+}
+
+#[tokio::test]
+async fn closing_an_account_that_never_subscribed_still_suspends_its_keys() {
+    let app = spawn_app().await;
+    let customer = app.customer();
+    let closed = app.close_account(&customer, "deactivated:1").await.unwrap();
+    assert_eq!(closed.status(), pb::SubscriptionStatus::None);
+    assert_eq!(app.access_owed().await, [(customer.id.to_string(), "suspended".into())]);
+
+    let mut request = tonic::Request::new(pb::CloseAccountRequest {
+        user_id: customer.id.to_string(),
+        reason: String::new(),
+        idempotency_key: "x".into(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {}", customer.token).parse().unwrap());
+    let refused = app.client.clone().close_account(request).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+}

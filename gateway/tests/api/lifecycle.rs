@@ -1,0 +1,184 @@
+//! The services as one product: product access follows money, and closing an
+//! account cancels the subscription and disables the keys — even when a
+//! service is down at the moment it happens.
+
+use chrono::Utc;
+use platform::clock::Clock;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestMesh, eventually, spawn_mesh_at};
+
+/// A registered, logged-in customer holding a trial key support created for them.
+struct Customer {
+    id: String,
+    token: String,
+    key: String,
+}
+
+async fn customer_with_trial_key(mesh: &TestMesh, email: &str) -> Customer {
+    let user = mesh.register(email).await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    let token = mesh.token(email, PASSWORD).await;
+    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let created = mesh
+        .post(
+            "/api/keys",
+            Some(&admin),
+            json!({ "email": email, "keyType": "trial", "ownerUserId": id }),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let key = created.json::<Value>().await.unwrap()["data"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Customer { id, token, key }
+}
+
+/// The key as support sees it.
+async fn key(mesh: &TestMesh, key: &str) -> Value {
+    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let response = mesh.get(&format!("/api/keys/{key}"), Some(&admin)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json::<Value>().await.unwrap()["data"].clone()
+}
+
+async fn key_becomes(mesh: &TestMesh, customer: &Customer, status: &str) -> Value {
+    eventually(&format!("key {} becomes {status}", customer.key), || async {
+        key(mesh, &customer.key).await["status"] == status
+    })
+    .await;
+    key(mesh, &customer.key).await
+}
+
+/// `cancel_at_period_end` of every update Stripe received for `subscription`.
+fn cancel_updates(mesh: &TestMesh, subscription: &str) -> Vec<String> {
+    mesh.stripe
+        .requests()
+        .iter()
+        .filter(|request| request.method == "POST" && request.path == format!("/v1/subscriptions/{subscription}"))
+        .filter_map(|request| request.field("cancel_at_period_end").map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn access_follows_money() {
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
+    let customer = customer_with_trial_key(&mesh, "paying@example.com").await;
+    assert_eq!(key(&mesh, &customer.key).await["isTrial"], true);
+
+    let subscription = mesh.subscribe(&customer.token, "builder", "monthly").await;
+    let subscribed = key_becomes(&mesh, &customer, "ACTIVE").await;
+    eventually("the trial is converted", || async {
+        key(&mesh, &customer.key).await["isTrial"] == false
+    })
+    .await;
+    let subscribed_key = key(&mesh, &customer.key).await;
+    assert_eq!(subscribed_key["keyType"], "production");
+    assert_eq!(subscribed_key["expiresAt"], Value::Null, "{subscribed}");
+
+    let failed = mesh.stripe.fail_payment(&subscription).unwrap();
+    assert_eq!(mesh.stripe.deliver(&failed).await.unwrap(), 200);
+    key_becomes(&mesh, &customer, "DISABLED").await;
+
+    let paid = mesh.stripe.pay(&subscription).unwrap();
+    assert_eq!(mesh.stripe.deliver(&paid).await.unwrap(), 200);
+    let restored = key_becomes(&mesh, &customer, "ACTIVE").await;
+    assert_eq!(restored["expiresAt"], Value::Null);
+}
+
+#[tokio::test]
+async fn cancelling_the_account_cancels_the_subscription_and_disables_keys_until_a_new_plan() {
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
+    let email = "leaving@example.com";
+    let customer = customer_with_trial_key(&mesh, email).await;
+    let subscription = mesh.subscribe(&customer.token, "builder", "monthly").await;
+    key_becomes(&mesh, &customer, "ACTIVE").await;
+
+    let cancelled = mesh
+        .post(
+            "/api/cancel-account",
+            Some(&customer.token),
+            json!({ "reason": "too expensive" }),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let body = cancelled.json::<Value>().await.unwrap();
+    assert_eq!(body["user"]["is_active"], false);
+    assert_eq!(body["user"]["last_cancellation_reason"], "too expensive");
+    let refused = mesh.login(email, PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+
+    key_becomes(&mesh, &customer, "DISABLED").await;
+    eventually("Stripe stops the renewal", || async {
+        cancel_updates(&mesh, &subscription) == ["true"]
+    })
+    .await;
+
+    // Support brings the account back: the subscription and keys stay as they are.
+    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let reactivated = mesh
+        .post(
+            &format!("/admin/users/{}/reactivate", customer.id),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
+    assert_eq!(reactivated.status(), StatusCode::OK);
+    let token = mesh.token(email, PASSWORD).await;
+    let shown = mesh
+        .get("/api/subscription", Some(&token))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(shown["subscription_status"], "cancelled");
+    assert_eq!(key(&mesh, &customer.key).await["status"], "DISABLED");
+    let pricing = mesh
+        .get("/api/pricing", Some(&token))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(pricing["welcome_back_eligible"], true);
+    assert_eq!(pricing["prices"][2]["welcome_back_amount"], "17.50");
+
+    // A new plan brings the keys back, no expiry.
+    mesh.subscribe(&token, "builder", "monthly").await;
+    let back = key_becomes(&mesh, &customer, "ACTIVE").await;
+    assert_eq!(back["expiresAt"], Value::Null);
+    let shown = mesh
+        .get("/api/subscription", Some(&token))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(shown["subscription_status"], "active");
+}
+
+#[tokio::test]
+async fn an_account_closed_while_billing_is_down_is_cancelled_once_it_is_back() {
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
+    let customer = customer_with_trial_key(&mesh, "outage@example.com").await;
+    let subscription = mesh.subscribe(&customer.token, "grower", "annual").await;
+    key_becomes(&mesh, &customer, "ACTIVE").await;
+
+    mesh.stop_billing().await;
+    let cancelled = mesh.post("/api/cancel-account", Some(&customer.token), json!({})).await;
+    assert_eq!(cancelled.status(), StatusCode::OK, "identity does not wait for billing");
+    // Nothing can reach billing or Stripe meanwhile.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(cancel_updates(&mesh, &subscription).is_empty());
+    assert_eq!(key(&mesh, &customer.key).await["status"], "ACTIVE");
+
+    mesh.start_billing().await;
+    key_becomes(&mesh, &customer, "DISABLED").await;
+    eventually("the renewal is stopped", || async {
+        !cancel_updates(&mesh, &subscription).is_empty()
+    })
+    .await;
+    // Retries of the closure do not cancel twice.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(cancel_updates(&mesh, &subscription), ["true"]);
+}
