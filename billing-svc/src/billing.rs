@@ -108,6 +108,42 @@ impl Billing {
         Ok(subscription)
     }
 
+    /// Forgets the customer `user_id`: their Stripe customer is deleted at
+    /// Stripe first (if Stripe fails, nothing is deleted here and the call is
+    /// retried), then their tenant, subscriptions, billing events, failed
+    /// webhooks about them and undelivered effects. Whether there was a tenant.
+    #[tracing::instrument(skip(self))]
+    pub async fn erase_customer(&self, user_id: Uuid) -> Result<bool, Error> {
+        let tenant = {
+            let mut connection = self.pool.acquire().await?;
+            db::tenant_of(&mut connection, user_id).await?
+        };
+        if let Some(customer) = tenant.as_ref().and_then(|tenant| tenant.stripe_customer_id.as_deref()) {
+            self.payments.delete_customer(customer).await?;
+        }
+        let mut tx = self.pool.begin().await?;
+        if let Some(tenant) = &tenant {
+            if let Some(customer) = &tenant.stripe_customer_id {
+                sqlx::query("DELETE FROM failed_webhooks WHERE strpos(payload::text, $1) > 0")
+                    .bind(format!("\"{customer}\""))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // Subscriptions and billing events go with the tenant.
+            sqlx::query("DELETE FROM tenants WHERE id = $1")
+                .bind(tenant.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM outbox WHERE delivered_at IS NULL AND payload->>'user_id' = $1")
+            .bind(user_id.to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(user_id = %user_id, had_tenant = tenant.is_some(), "customer erased");
+        Ok(tenant.is_some())
+    }
+
     /// Cancels a locked, cancellable subscription at Stripe, then here. The
     /// caller commits.
     async fn cancel_locked(

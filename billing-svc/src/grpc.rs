@@ -247,6 +247,18 @@ impl pb::billing_service_server::BillingService for BillingService {
         }))
     }
 
+    async fn erase_customer(
+        &self,
+        request: Request<pb::EraseCustomerRequest>,
+    ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
+        let principal = self.authenticator.authenticate_principal(request.metadata()).await?;
+        principal.require_service_or_admin().map_err(Error::from)?;
+        let user_id = Uuid::parse_str(request.get_ref().user_id.trim())
+            .map_err(|_| Error::invalid("user_id", "user_id must be a UUID"))?;
+        let erased = self.billing.erase_customer(user_id).await?;
+        Ok(Response::new(pb::EraseCustomerResponse { erased }))
+    }
+
     async fn get_reactivation_metrics(
         &self,
         request: Request<pb::GetReactivationMetricsRequest>,

@@ -97,12 +97,13 @@ impl Payments {
         Ok(customer.id.to_string())
     }
 
+    /// Deletes a customer at Stripe (which cancels their subscriptions
+    /// there); one already gone is fine.
     pub async fn delete_customer(&self, customer_id: &str) -> Result<(), PaymentsError> {
-        DeleteCustomer::new(customer_id)
-            .send(&self.client)
-            .await
-            .map_err(failed("delete customer"))?;
-        Ok(())
+        match DeleteCustomer::new(customer_id).send(&self.client).await {
+            Ok(_) | Err(StripeError::Stripe(_, 404)) => Ok(()),
+            Err(err) => Err(failed("delete customer")(err)),
+        }
     }
 
     /// A Checkout session; returns its id and URL.

@@ -1,4 +1,4 @@
-//! The account use cases: register, log in, deactivate, reactivate.
+//! The account use cases: register, log in, deactivate, reactivate, erase.
 //!
 //! Each change of state is one transaction that locks the account row,
 //! checks the transition, writes the new state and its audit event, and —
@@ -6,12 +6,15 @@
 //! nothing commits; if the commit fails after Redis accepted, the worst case
 //! is a user asked to log in again.
 
+use chrono::{DateTime, Utc};
 use platform::{
     auth::{Caller, Role, SessionFloors, TokenSigner},
     clock::Clock,
     limits::Limiter,
+    mail,
     outbox::Waker,
 };
+use proto::notify::v1::Template;
 use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -22,7 +25,7 @@ use crate::{
     domain::{Account, AccountEvent, DeactivationReason, Email, EventKind, Password, PasswordHasher},
     effects,
     error::Error,
-    tokens::ReactivationTokens,
+    tokens::{self, ReactivationTokens},
 };
 
 /// A successful login.
@@ -167,6 +170,74 @@ impl Accounts {
         self.waker.wake();
         tracing::info!(user_id = %target, reason = reason.as_str(), "account deactivated");
         Ok(account)
+    }
+
+    /// Erases an account (your own, or any as admin) at once and for good:
+    /// here in one transaction — the user row, the personal data of its
+    /// audit trail, links and emails not yet sent — and, through the outbox,
+    /// in billing (and at Stripe), license and notify. An `erased` event
+    /// without personal data remains, and a last email confirms it. Returns
+    /// the erasure's id and time.
+    pub async fn erase(&self, caller: &Caller, target: Option<Uuid>) -> Result<(Uuid, DateTime<Utc>), Error> {
+        let target = target.unwrap_or(caller.user_id);
+        caller.require_self_or_admin(target)?;
+        let actor = (caller.user_id != target).then_some(caller.user_id);
+        self.erase_account(target, actor, "request").await
+    }
+
+    /// Erases the account `target`; `actor` is the admin who asked (none for
+    /// the user themselves or the retention job), `cause` why.
+    pub(crate) async fn erase_account(
+        &self,
+        target: Uuid,
+        actor: Option<Uuid>,
+        cause: &str,
+    ) -> Result<(Uuid, DateTime<Utc>), Error> {
+        let now = self.clock.now();
+        let erasure = Uuid::now_v7();
+        let mut tx = self.pool.begin().await?;
+        let account = db::users::lock(&mut tx, target).await?.ok_or(Error::UserNotFound)?;
+        let email = account.email.as_str().to_owned();
+        // Effects owed to this person but not delivered yet go with them.
+        sqlx::query(
+            "DELETE FROM outbox WHERE delivered_at IS NULL \
+             AND (payload->>'recipient' = $1 OR payload->>'user_id' = $2)",
+        )
+        .bind(&email)
+        .bind(target.to_string())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE account_events SET data = '{}'::jsonb WHERE user_id = $1")
+            .bind(target)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(target)
+            .execute(&mut *tx)
+            .await?;
+        let data = json!({ "erasure_id": erasure, "cause": cause,
+                           "services": ["identity", "billing", "license", "notify"] });
+        db::events::record(&mut tx, target, EventKind::Erased, data, actor, now).await?;
+        let confirmation = format!("account-erased:{erasure}");
+        effects::owe_erasure(&mut tx, target, &email, erasure, &confirmation).await?;
+        let goodbye = mail::Email::new(Template::AccountErased, &email, &[]);
+        mail::owe(&mut tx, &confirmation, &goodbye).await?;
+        // Every session ends now; if Redis refuses, nothing is erased.
+        self.floors.raise(target, account.state_version + 1).await?;
+        tx.commit().await?;
+        self.waker.wake();
+        // The rest of what Redis holds about them; it expires on its own
+        // within the hour if this fails.
+        if let Err(err) = self.forget_in_redis(target, &email).await {
+            tracing::warn!(user_id = %target, error = %err, "erased account: Redis cleanup failed");
+        }
+        tracing::info!(user_id = %target, erasure = %erasure, cause, "account erased");
+        Ok((erasure, now))
+    }
+
+    async fn forget_in_redis(&self, user_id: Uuid, email: &str) -> anyhow::Result<()> {
+        self.tokens.revoke(user_id).await?;
+        self.limiter.forget("reactivation-email", &tokens::digest(email)).await
     }
 
     /// Admin only: brings a deactivated account back, whatever the reason.

@@ -24,6 +24,9 @@ pub struct Config {
     /// `BILLING_URL`, default `http://127.0.0.1:50053`: where a closed
     /// account's subscription is cancelled and its access suspended.
     pub billing_url: String,
+    /// `LICENSE_URL`, default `http://127.0.0.1:50052`: where an erased
+    /// account's keys are deleted.
+    pub license_url: String,
     /// `OUTBOX_MAX_BACKOFF_SECS`, default 300: the longest wait between two
     /// attempts to deliver an effect to a service that is down.
     pub outbox_max_backoff: Duration,
@@ -71,6 +74,7 @@ impl Config {
             bootstrap_admin,
             notify_url: config::optional("NOTIFY_URL").unwrap_or_else(|| "http://127.0.0.1:50054".into()),
             billing_url: config::optional("BILLING_URL").unwrap_or_else(|| "http://127.0.0.1:50053".into()),
+            license_url: config::optional("LICENSE_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
             outbox_max_backoff: Duration::from_secs(config::parsed_or("OUTBOX_MAX_BACKOFF_SECS", 300)?),
             reactivation: ReactivationConfig::from_env()?,
         })

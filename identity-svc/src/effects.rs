@@ -9,7 +9,8 @@ use platform::{
 };
 use proto::{
     billing::v1::{self as billing, billing_service_client::BillingServiceClient},
-    notify::v1::notify_service_client::NotifyServiceClient,
+    license::v1::{self as license, license_service_client::LicenseServiceClient},
+    notify::v1::{self as notify, notify_service_client::NotifyServiceClient},
 };
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -18,6 +19,43 @@ use uuid::Uuid;
 /// Outbox topic: a closed account's subscription stops renewing and its
 /// product access ends (billing-svc, which tells license-svc).
 pub const CLOSE_ACCOUNT_TOPIC: &str = "billing.close_account";
+
+/// Outbox topics of an erasure: each service forgets the customer.
+pub const ERASE_BILLING_TOPIC: &str = "billing.erase_customer";
+pub const ERASE_LICENSE_TOPIC: &str = "license.erase_customer";
+pub const ERASE_NOTIFY_TOPIC: &str = "notify.erase_recipient";
+
+/// Who to forget. Delivered entries lose their payload, so the email does
+/// not outlive the erasure in the outbox.
+#[derive(Debug, Serialize, Deserialize)]
+struct Erased {
+    user_id: Uuid,
+    email: String,
+    /// The confirmation email notify-svc must keep (and send).
+    keep: String,
+}
+
+/// Records, in the caller's transaction, that every other service must
+/// forget `user_id` / `email`; `erasure` names this erasure, and `keep` is
+/// the idempotency key of the confirmation email.
+pub async fn owe_erasure(
+    connection: &mut PgConnection,
+    user_id: Uuid,
+    email: &str,
+    erasure: Uuid,
+    keep: &str,
+) -> Result<(), sqlx::Error> {
+    let payload = serde_json::to_value(Erased {
+        user_id,
+        email: email.to_owned(),
+        keep: keep.to_owned(),
+    })
+    .expect("an erasure serializes");
+    for topic in [ERASE_BILLING_TOPIC, ERASE_LICENSE_TOPIC, ERASE_NOTIFY_TOPIC] {
+        outbox::enqueue(connection, topic, &format!("{topic}:{erasure}"), payload.clone()).await?;
+    }
+    Ok(())
+}
 
 #[derive(Debug, Serialize, Deserialize)]
 struct AccountClosed {
@@ -46,7 +84,28 @@ pub async fn owe_account_closure(
 pub struct Effects {
     pub notify: NotifyServiceClient<TracedChannel>,
     pub billing: BillingServiceClient<TracedChannel>,
+    pub license: LicenseServiceClient<TracedChannel>,
     pub internal: InternalToken,
+}
+
+/// A call's outcome as the relay wants it: a malformed request is rejected
+/// for good, anything else is tried again later.
+fn delivered<T>(result: Result<T, tonic::Status>) -> anyhow::Result<()> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(status) if status.code() == tonic::Code::InvalidArgument => {
+            Err(Rejected(status.message().to_owned()).into())
+        }
+        Err(status) => Err(status.into()),
+    }
+}
+
+impl Effects {
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        self.internal.attach(&mut request);
+        request
+    }
 }
 
 impl Deliver for Effects {
@@ -56,18 +115,36 @@ impl Deliver for Effects {
             CLOSE_ACCOUNT_TOPIC => {
                 let closed: AccountClosed = serde_json::from_value(entry.payload.clone())
                     .map_err(|err| Rejected(format!("malformed account closure: {err}")))?;
-                let mut request = tonic::Request::new(billing::CloseAccountRequest {
+                let request = self.request(billing::CloseAccountRequest {
                     user_id: closed.user_id.to_string(),
                     reason: closed.reason.unwrap_or_default(),
                     idempotency_key: entry.idempotency_key.clone(),
                 });
-                self.internal.attach(&mut request);
-                match self.billing.clone().close_account(request).await {
-                    Ok(_) => Ok(()),
-                    Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                        Err(Rejected(status.message().to_owned()).into())
+                delivered(self.billing.clone().close_account(request).await)
+            }
+            ERASE_BILLING_TOPIC | ERASE_LICENSE_TOPIC | ERASE_NOTIFY_TOPIC => {
+                let erased: Erased = serde_json::from_value(entry.payload.clone())
+                    .map_err(|err| Rejected(format!("malformed erasure: {err}")))?;
+                let user_id = erased.user_id.to_string();
+                match entry.topic.as_str() {
+                    ERASE_BILLING_TOPIC => {
+                        let request = self.request(billing::EraseCustomerRequest { user_id });
+                        delivered(self.billing.clone().erase_customer(request).await)
                     }
-                    Err(status) => Err(status.into()),
+                    ERASE_LICENSE_TOPIC => {
+                        let request = self.request(license::EraseCustomerRequest {
+                            user_id,
+                            email: erased.email,
+                        });
+                        delivered(self.license.clone().erase_customer(request).await)
+                    }
+                    _ => {
+                        let request = self.request(notify::EraseRecipientRequest {
+                            recipient: erased.email,
+                            keep_idempotency_key: erased.keep,
+                        });
+                        delivered(self.notify.clone().erase_recipient(request).await)
+                    }
                 }
             }
             other => anyhow::bail!("identity-svc has no delivery for outbox topic {other}"),

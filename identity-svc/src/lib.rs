@@ -29,6 +29,7 @@ use platform::{
 use proto::{
     billing::v1::billing_service_client::BillingServiceClient,
     identity::v1::identity_service_server::{IdentityServiceServer, SERVICE_NAME},
+    license::v1::license_service_client::LicenseServiceClient,
     notify::v1::notify_service_client::NotifyServiceClient,
 };
 use sqlx::PgPool;
@@ -82,6 +83,7 @@ impl Application {
                 &config.billing_url,
                 Duration::from_secs(30),
             )?),
+            license: LicenseServiceClient::new(platform::client::channel(&config.license_url, Duration::from_secs(5))?),
             internal: internal.clone(),
         };
         let relay = Relay::new(pool.clone(), effects, waker).max_backoff(config.outbox_max_backoff);

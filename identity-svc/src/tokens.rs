@@ -83,6 +83,22 @@ impl ReactivationTokens {
         Ok((token, hash))
     }
 
+    /// Voids the account's outstanding link, if any.
+    pub async fn revoke(&self, user_id: Uuid) -> anyhow::Result<()> {
+        let mut connection = self.kv.connection();
+        let current: Option<String> = redis::cmd("GETDEL")
+            .arg(self.current_key(user_id))
+            .query_async(&mut connection)
+            .await?;
+        if let Some(hash) = current {
+            let _: i64 = redis::cmd("DEL")
+                .arg(self.token_key(&hash))
+                .query_async(&mut connection)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Uses the token up: its claim the first time, `None` ever after (and
     /// for unknown, expired or superseded tokens).
     pub async fn consume(&self, token: &str) -> anyhow::Result<Option<Claim>> {

@@ -180,6 +180,48 @@ impl Licenses {
         Ok(committed?)
     }
 
+    /// Forgets a customer: every key owned by `user_id` or issued to `email`,
+    /// its history, their access record and key emails not yet handed to
+    /// notify-svc. Returns how many keys.
+    #[tracing::instrument(skip_all)]
+    pub async fn erase_customer(&self, user_id: Option<Uuid>, email: Option<Email>) -> Result<u64, Error> {
+        let email = email.map(|email| email.as_str().to_owned());
+        let mut tx = self.pool.begin().await?;
+        let keys: Vec<String> = sqlx::query_scalar(
+            "SELECT key FROM license_keys WHERE owner_user_id = $1 OR email = $2 ORDER BY key FOR UPDATE",
+        )
+        .bind(user_id)
+        .bind(&email)
+        .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM key_history WHERE key = ANY($1)")
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM license_keys WHERE key = ANY($1)")
+            .bind(&keys)
+            .execute(&mut *tx)
+            .await?;
+        let customers: Vec<String> = user_id
+            .map(|id| format!("user:{id}"))
+            .into_iter()
+            .chain(email.as_ref().map(|email| format!("email:{email}")))
+            .collect();
+        sqlx::query("DELETE FROM customer_access WHERE customer = ANY($1)")
+            .bind(&customers)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM outbox WHERE delivered_at IS NULL AND payload->>'recipient' = $1")
+            .bind(&email)
+            .execute(&mut *tx)
+            .await?;
+        let parsed: Vec<LicenseKey> = keys.iter().filter_map(|key| LicenseKey::parse(key).ok()).collect();
+        let announced: Vec<&LicenseKey> = parsed.iter().collect();
+        self.commit_and_announce(tx, &announced).await?;
+        tracing::info!(keys = keys.len(), "customer erased");
+        Ok(keys.len() as u64)
+    }
+
     /// Refuses a fresh trial period beyond the customer's cap. Holds a lock
     /// on the customer's trials until the transaction ends.
     async fn check_trial_cap(&self, connection: &mut PgConnection, email: &Email) -> Result<(), Error> {

@@ -98,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
         bootstrap_admin: Some((admin_email.clone(), Secret::new(admin_password.clone()))),
         notify_url: notify_url.clone(),
         billing_url: format!("http://{billing_addr}"),
+        license_url: format!("http://{license_addr}"),
         outbox_max_backoff: Duration::from_secs(30),
         reactivation: identity_svc::config::ReactivationConfig::from_env()?,
     })

@@ -67,6 +67,7 @@ async fn start_two_of_everything() -> Replicas {
             notify_url,
             // Not exercised here: the deactivation cascade is covered by the gateway's tests.
             billing_url: "http://127.0.0.1:9".into(),
+            license_url: "http://127.0.0.1:9".into(),
             outbox_max_backoff: Duration::from_secs(1),
             reactivation: identity_svc::config::ReactivationConfig {
                 public_url: "https://app.example.com".into(),

@@ -104,6 +104,20 @@ impl Messages {
         })
     }
 
+    /// Forgets every message to `recipient` but the one whose idempotency key
+    /// is `keep`; queued ones are never sent. Returns how many.
+    #[tracing::instrument(skip_all)]
+    pub async fn erase_recipient(&self, recipient: &str, keep: &str) -> Result<u64, Error> {
+        let erased = sqlx::query("DELETE FROM messages WHERE lower(recipient) = $1 AND idempotency_key <> $2")
+            .bind(recipient)
+            .bind(keep)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        tracing::info!(erased, "messages to an erased customer forgotten");
+        Ok(erased)
+    }
+
     pub async fn get(&self, id: Uuid) -> Result<Message, Error> {
         db::messages::find(&mut *self.pool.acquire().await?, id)
             .await?

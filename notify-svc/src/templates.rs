@@ -33,6 +33,7 @@ const FILES: &[(&str, &str)] = template_files!(
     "license_key",
     "subscription_reactivated",
     "welcome_back_offer",
+    "account_erased",
 );
 
 /// A message ready to send.

@@ -53,6 +53,33 @@ impl Limiter {
         Ok(Ok(()))
     }
 
+    /// Forgets every count and cooldown of `subject` under `name` (the
+    /// subject asked to be forgotten).
+    pub async fn forget(&self, name: &str, subject: &str) -> anyhow::Result<()> {
+        let mut connection = self.kv.connection();
+        let pattern = self.kv.key(&["limit", name, subject, "*"]);
+        let mut keys: Vec<String> = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut connection)
+                .await?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.push(self.kv.key(&["cooldown", name, subject]));
+        let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut connection).await?;
+        Ok(())
+    }
+
     /// Allows one attempt for `subject` under `name` per `period`.
     pub async fn cooldown(&self, name: &str, subject: &str, period: Duration) -> anyhow::Result<Result<(), Limited>> {
         if period.is_zero() {

@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(me))
         .routes(routes!(deactivate_user))
         .routes(routes!(cancel_account))
+        .routes(routes!(delete_user))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -207,5 +208,50 @@ async fn cancel_account(
     Ok(Json(AccountChanged {
         message: "Your account has been cancelled. Your subscription will not renew.".into(),
         user: user.into(),
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct DeleteUser {
+    /// Whose account; default the caller's own. Another account needs admin.
+    pub user_id: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Erased {
+    pub message: String,
+    /// The erasure record that remains (no personal data).
+    pub erasure_id: String,
+    pub erased_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Erase an account (your own, or any as admin): immediately and for good.
+///
+/// The account, its subscription (and the customer at Stripe), its license
+/// keys and its stored emails are deleted in every service; a record of the
+/// erasure without personal data remains, and a last email confirms it.
+#[utoipa::path(post, path = "/delete_user", tag = "accounts", security(("bearer" = [])),
+    request_body(content = DeleteUser, description = "Optional; an empty body erases the caller"),
+    responses(
+        (status = 200, description = "Erased", body = Erased),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Another account without the admin role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_user(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Authenticated(caller): Authenticated,
+    OptionalBody(body): OptionalBody<DeleteUser>,
+) -> Result<Json<Erased>, Problem> {
+    let message = pb::DeleteUserRequest {
+        user_id: body.user_id.unwrap_or_default(),
+    };
+    let request = state.calls.on_behalf(&caller, &request_id, message);
+    let erased = state.identity.clone().delete_user(request).await?.into_inner();
+    Ok(Json(Erased {
+        message: "The account and its data have been erased.".into(),
+        erasure_id: erased.erasure_id,
+        erased_at: erased.erased_at.as_ref().and_then(platform::wire::from_timestamp),
     }))
 }

@@ -9,7 +9,7 @@ use notify_svc::config::{SmtpConfig, SmtpTls, Transport};
 use platform::{
     auth::{InternalToken, KeyPair},
     clock::Clock,
-    config::Secret,
+    config::{Secret, ServiceConfig},
     shutdown::Shutdown,
     testing::{TestDatabase, TestKeySpace, smtp::SmtpSink},
 };
@@ -39,9 +39,9 @@ pub struct TestMesh {
     /// "Now" for license-svc, billing-svc, Stripe and the gateway
     /// (identity-svc keeps the real time: tokens must stay valid).
     pub clock: Clock,
-    _database: TestDatabase,
-    _license_database: TestDatabase,
-    _keys: TestKeySpace,
+    identity_database: TestDatabase,
+    license: Restartable<license_svc::Config>,
+    pub keys: TestKeySpace,
     notify: PendingNotify,
 }
 
@@ -49,7 +49,7 @@ pub struct TestMesh {
 /// emails owed while it was down still arrive).
 struct PendingNotify {
     config: notify_svc::Config,
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 pub async fn spawn_mesh() -> TestMesh {
@@ -117,12 +117,13 @@ async fn build_mesh(
             poll_interval: Duration::from_millis(50),
             delivery_concurrency: 2,
         },
-        _database: notify_database,
+        database: notify_database,
     };
 
     // billing-svc too: identity-svc closes accounts there, and it can be
     // stopped and started again on the same port.
     let billing_port = free_port();
+    let license_port = free_port();
     let mut identity_config = identity_svc::Config {
         service: platform::testing::service_config(&database, &keys, &pair.public_pem, &internal),
         jwt_private_key: pair.private_pem.clone(),
@@ -130,6 +131,7 @@ async fn build_mesh(
         bootstrap_admin: Some((ADMIN_EMAIL.into(), Secret::from(ADMIN_PASSWORD))),
         notify_url: format!("http://127.0.0.1:{notify_port}"),
         billing_url: format!("http://127.0.0.1:{billing_port}"),
+        license_url: format!("http://127.0.0.1:{license_port}"),
         outbox_max_backoff: Duration::from_secs(1),
         reactivation: identity_svc::config::ReactivationConfig {
             public_url: "https://app.example.com".into(),
@@ -147,21 +149,24 @@ async fn build_mesh(
     tokio::spawn(identity.run(shutdown.clone()));
 
     // license-svc emails keys through the same notify-svc.
+    // It can be stopped and started again on the same port.
     let license_database = TestDatabase::create(&license_svc::MIGRATOR).await;
-    let license = license_svc::Application::build_with_clock(
-        license_svc::Config {
-            service: platform::testing::service_config(&license_database, &keys, &pair.public_pem, &internal),
+    let license = Restartable {
+        config: license_svc::Config {
+            service: ServiceConfig {
+                listen_addr: format!("127.0.0.1:{license_port}").parse().unwrap(),
+                ..platform::testing::service_config(&license_database, &keys, &pair.public_pem, &internal)
+            },
             notify_url: format!("http://127.0.0.1:{notify_port}"),
             outbox_max_backoff: Duration::from_secs(1),
             trial_days: 14,
             max_trials_per_customer: 3,
         },
-        clock.clone(),
-    )
-    .await
-    .expect("license-svc builds");
-    let license_url = format!("http://{}", license.local_addr());
-    tokio::spawn(license.run(shutdown.clone()));
+        address: format!("127.0.0.1:{license_port}").parse().unwrap(),
+        running: std::sync::Mutex::new(None),
+        database: license_database,
+    };
+    let license_url = format!("http://127.0.0.1:{license_port}");
 
     // billing-svc, against a Stripe double sharing its clock.
     let catalogue = StripeConfig::default_catalogue()
@@ -194,8 +199,9 @@ async fn build_mesh(
             license_url: license_url.clone(),
             outbox_max_backoff: Duration::from_secs(1),
         },
+        address: format!("127.0.0.1:{billing_port}").parse().unwrap(),
         running: std::sync::Mutex::new(None),
-        _database: billing_database,
+        database: billing_database,
     };
     let billing_url = format!("http://127.0.0.1:{billing_port}");
 
@@ -233,12 +239,13 @@ async fn build_mesh(
         smtp,
         stripe,
         clock,
-        _database: database,
-        _license_database: license_database,
+        identity_database: database,
+        license,
         billing,
-        _keys: keys,
+        keys,
         notify,
     };
+    mesh.start_license().await;
     mesh.start_billing().await;
     mesh
 }
@@ -254,8 +261,9 @@ fn free_port() -> u16 {
 /// A service a test can stop and start again, on the same port and database.
 struct Restartable<C> {
     config: C,
+    address: std::net::SocketAddr,
     running: std::sync::Mutex<Option<Shutdown>>,
-    _database: TestDatabase,
+    database: TestDatabase,
 }
 
 impl<C> Restartable<C> {
@@ -267,14 +275,45 @@ impl<C> Restartable<C> {
         shutdown
     }
 
-    fn stop(&self) {
+    /// Stops the running service; returns once nothing accepts connections
+    /// on its port any more.
+    async fn stop(&self) {
         if let Some(shutdown) = self.running.lock().unwrap().take() {
             shutdown.trigger();
         }
+        wait_until_closed(self.address).await;
     }
 }
 
+/// A service of the mesh, whose database a test reads as an operator would.
+#[derive(Clone, Copy, Debug)]
+pub enum Service {
+    Identity,
+    License,
+    Billing,
+    Notify,
+}
+
 impl TestMesh {
+    /// The single number `sql` answers in `service`'s database, with `value`
+    /// bound to `$1`.
+    pub async fn count(&self, service: Service, sql: &str, value: &str) -> i64 {
+        let database = match service {
+            Service::Identity => &self.identity_database,
+            Service::License => &self.license.database,
+            Service::Billing => &self.billing.database,
+            Service::Notify => &self.notify.database,
+        };
+        let pool = platform::db::connect(&database.url, 1).await.unwrap();
+        let count = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .bind(value)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        count
+    }
+
     /// Starts billing-svc (already started by [`spawn_mesh`]) with the
     /// welcome-back coupons set up at Stripe.
     pub async fn start_billing(&self) {
@@ -290,9 +329,20 @@ impl TestMesh {
     /// Stops billing-svc until [`TestMesh::start_billing`]; waits until it no
     /// longer accepts connections.
     pub async fn stop_billing(&self) {
-        self.billing.stop();
-        let address = self.billing.config.service.listen_addr;
-        wait_until_closed(address).await;
+        self.billing.stop().await;
+    }
+
+    /// Starts license-svc (already started by [`spawn_mesh`]).
+    pub async fn start_license(&self) {
+        let license = license_svc::Application::build_with_clock(self.license.config.clone(), self.clock.clone())
+            .await
+            .expect("license-svc builds");
+        tokio::spawn(license.run(self.license.started()));
+    }
+
+    /// Stops license-svc until [`TestMesh::start_license`].
+    pub async fn stop_license(&self) {
+        self.license.stop().await;
     }
 
     /// Starts notify-svc (already started by [`spawn_mesh`]).

@@ -7,7 +7,7 @@ use platform::clock::Clock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, TestMesh, eventually, spawn_mesh_at};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Service, TestMesh, eventually, spawn_mesh_at};
 
 /// A registered, logged-in customer holding a trial key support created for them.
 struct Customer {
@@ -181,4 +181,142 @@ async fn an_account_closed_while_billing_is_down_is_cancelled_once_it_is_back() 
     // Retries of the closure do not cancel twice.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
     assert_eq!(cancel_updates(&mesh, &subscription), ["true"]);
+}
+
+#[tokio::test]
+async fn erasure_forgets_the_customer_in_every_service() {
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
+    let email = "forget.me@example.com";
+    let customer = customer_with_trial_key(&mesh, email).await;
+    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let emailed = mesh
+        .post(&format!("/api/keys/{}/email", customer.key), Some(&admin), json!({}))
+        .await;
+    assert_eq!(emailed.status(), StatusCode::ACCEPTED);
+    mesh.subscribe(&customer.token, "maven", "monthly").await;
+    key_becomes(&mesh, &customer, "ACTIVE").await;
+    let stripe_customers = mesh.stripe.customers();
+    assert_eq!(stripe_customers.len(), 1);
+    eventually("the key email is stored at notify-svc", || async {
+        mesh.count(
+            Service::Notify,
+            "SELECT count(*) FROM messages WHERE recipient = $1",
+            email,
+        )
+        .await
+            == 1
+    })
+    .await;
+
+    let erased = mesh.post("/delete_user", Some(&customer.token), json!({})).await;
+    assert_eq!(erased.status(), StatusCode::OK);
+    let erased = erased.json::<Value>().await.unwrap();
+    let erasure_id = erased["erasure_id"].as_str().unwrap().to_owned();
+
+    // At once: the account is gone and every session with it.
+    assert_eq!(mesh.login(email, PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        mesh.get("/me", Some(&customer.token)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let id = customer.id.as_str();
+    assert_eq!(
+        mesh.count(Service::Identity, "SELECT count(*) FROM users WHERE id::text = $1", id)
+            .await,
+        0
+    );
+
+    // Then in every other service, through the outbox.
+    eventually("billing forgets the tenant", || async {
+        mesh.count(
+            Service::Billing,
+            "SELECT count(*) FROM tenants WHERE owner_user_id::text = $1",
+            id,
+        )
+        .await
+            == 0
+    })
+    .await;
+    eventually("license-svc forgets the keys", || async {
+        mesh.count(
+            Service::License,
+            "SELECT count(*) FROM license_keys WHERE email = $1",
+            email,
+        )
+        .await
+            == 0
+    })
+    .await;
+    let history = "SELECT count(*) FROM key_history WHERE key = $1";
+    assert_eq!(mesh.count(Service::License, history, &customer.key).await, 0);
+    assert!(
+        mesh.stripe.customer_deleted(&stripe_customers[0]),
+        "deleted at Stripe too"
+    );
+    eventually("the confirmation is sent and nothing else is kept", || async {
+        let kept = "SELECT count(*) FROM messages WHERE recipient = $1 AND idempotency_key LIKE 'account-erased:%'";
+        mesh.count(
+            Service::Notify,
+            "SELECT count(*) FROM messages WHERE recipient = $1",
+            email,
+        )
+        .await
+            == 1
+            && mesh.count(Service::Notify, kept, email).await == 1
+    })
+    .await;
+    eventually("the confirmation reaches the mail server", || async {
+        mesh.smtp.messages().iter().any(|mail| {
+            mail.header("To").is_some_and(|to| to.contains(email))
+                && mail
+                    .header("Subject")
+                    .is_some_and(|subject| subject.contains("has been deleted"))
+        })
+    })
+    .await;
+
+    // What remains: an erasure record without personal data.
+    let record = "SELECT count(*) FROM account_events WHERE event_type = 'erased' AND data->>'erasure_id' = $1";
+    assert_eq!(mesh.count(Service::Identity, record, &erasure_id).await, 1);
+    let personal = "SELECT count(*) FROM account_events WHERE strpos(data::text, $1) > 0";
+    assert_eq!(mesh.count(Service::Identity, personal, email).await, 0);
+    // Redis: only the session floor that keeps old tokens out, expiring
+    // with the last token it guards.
+    let entries = mesh.keys.entries().await;
+    let about_them: Vec<&String> = entries
+        .iter()
+        .map(|(key, _)| key)
+        .filter(|key| key.contains(id))
+        .collect();
+    assert!(
+        about_them.iter().all(|key| key.contains("session-floor")),
+        "{about_them:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_payment_failure_while_license_svc_is_down_reaches_the_keys_once_it_is_back() {
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
+    let customer = customer_with_trial_key(&mesh, "later@example.com").await;
+    let subscription = mesh.subscribe(&customer.token, "builder", "annual").await;
+    key_becomes(&mesh, &customer, "ACTIVE").await;
+
+    mesh.stop_license().await;
+    let failed = mesh.stripe.fail_payment(&subscription).unwrap();
+    assert_eq!(
+        mesh.stripe.deliver(&failed).await.unwrap(),
+        200,
+        "billing applies it at once"
+    );
+    let shown = mesh
+        .get("/api/subscription", Some(&customer.token))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    assert_eq!(shown["payment_failed"], true);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+
+    mesh.start_license().await;
+    key_becomes(&mesh, &customer, "DISABLED").await;
 }

@@ -12,6 +12,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/me"),
     ("post", "/deactivate_user"),
     ("post", "/api/cancel-account"),
+    ("post", "/delete_user"),
     ("post", "/reactivate_user"),
     ("get", "/reactivate"),
     ("post", "/reactivate"),

@@ -81,6 +81,9 @@ pub enum EventKind {
     /// A reactivation link was asked for (and sent, or not: see its data).
     ReactivationRequested,
     Reactivated,
+    /// The account was erased; what remains is this record, without
+    /// personal data.
+    Erased,
 }
 
 impl EventKind {
@@ -90,6 +93,7 @@ impl EventKind {
             Self::Deactivated => "deactivated",
             Self::ReactivationRequested => "reactivation_requested",
             Self::Reactivated => "reactivated",
+            Self::Erased => "erased",
         }
     }
 }

@@ -189,4 +189,22 @@ impl pb::identity_service_server::IdentityService for IdentityService {
             events: events.into_iter().map(Into::into).collect(),
         }))
     }
+
+    async fn delete_user(
+        &self,
+        request: Request<pb::DeleteUserRequest>,
+    ) -> Result<Response<pb::DeleteUserResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        let user_id = &request.get_ref().user_id;
+        let target = if user_id.trim().is_empty() {
+            None
+        } else {
+            Some(parse_user_id(user_id)?)
+        };
+        let (erasure_id, erased_at) = self.accounts.erase(&caller, target).await?;
+        Ok(Response::new(pb::DeleteUserResponse {
+            erasure_id: erasure_id.to_string(),
+            erased_at: Some(platform::wire::timestamp(erased_at)),
+        }))
+    }
 }

@@ -36,6 +36,7 @@ pub fn test_config(database: &TestDatabase, keys: &TestKeySpace) -> Config {
         // Nothing listens there: emails wait in the outbox, where tests read them.
         notify_url: "http://127.0.0.1:9".into(),
         billing_url: "http://127.0.0.1:9".into(),
+        license_url: "http://127.0.0.1:9".into(),
         outbox_max_backoff: Duration::from_secs(1),
         reactivation: ReactivationConfig {
             public_url: "https://app.example.com".into(),

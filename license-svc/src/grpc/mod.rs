@@ -327,4 +327,26 @@ impl pb::license_service_server::LicenseService for LicenseService {
             changed: changed.into_iter().map(|license| to_wire(license, now)).collect(),
         }))
     }
+
+    #[tracing::instrument(skip_all)]
+    async fn erase_customer(
+        &self,
+        request: Request<pb::EraseCustomerRequest>,
+    ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
+        let principal = self.authenticator.authenticate_principal(request.metadata()).await?;
+        principal.require_service_or_admin().map_err(Error::from)?;
+        let body = request.into_inner();
+        let user_id = optional_user_id(&body.user_id, "user_id")?;
+        let email = match body.email.trim() {
+            "" => None,
+            email => Some(Email::parse(email).map_err(|message| Error::invalid("email", message))?),
+        };
+        if user_id.is_none() && email.is_none() {
+            return Err(Error::invalid("user_id", "a user_id or an email is required").into());
+        }
+        let erased = self.licenses.erase_customer(user_id, email).await?;
+        Ok(Response::new(pb::EraseCustomerResponse {
+            keys_erased: erased.try_into().unwrap_or(u32::MAX),
+        }))
+    }
 }

@@ -20,6 +20,8 @@ pub enum Template {
     SubscriptionReactivated,
     /// The win-back offer for a returning customer.
     WelcomeBackOffer,
+    /// The last message: the account and its data were erased.
+    AccountErased,
 }
 
 /// What a variable's value must look like.
@@ -68,13 +70,14 @@ const fn url(name: &'static str) -> Variable {
 pub const MAX_VARIABLE_LENGTH: usize = 2000;
 
 impl Template {
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::ReactivationLink,
         Self::AccountReactivated,
         Self::RetentionReminder,
         Self::LicenseKey,
         Self::SubscriptionReactivated,
         Self::WelcomeBackOffer,
+        Self::AccountErased,
     ];
 
     /// The name stored in the database and used for the template files.
@@ -86,6 +89,7 @@ impl Template {
             Self::LicenseKey => "license_key",
             Self::SubscriptionReactivated => "subscription_reactivated",
             Self::WelcomeBackOffer => "welcome_back_offer",
+            Self::AccountErased => "account_erased",
         }
     }
 
@@ -98,7 +102,7 @@ impl Template {
         // Inline consts: the lists are built at compile time and live forever.
         match self {
             Self::ReactivationLink => const { &[url("link"), text("expires_in_hours")] },
-            Self::AccountReactivated => &[],
+            Self::AccountReactivated | Self::AccountErased => &[],
             Self::RetentionReminder => const { &[text("purge_date"), text("days_left"), url("reactivate_url")] },
             Self::LicenseKey => const { &[text("license_key"), text("key_type"), optional_text("expires_at")] },
             Self::SubscriptionReactivated => const { &[text("plan"), text("next_billing_date")] },

@@ -38,6 +38,7 @@ fn template_from_wire(raw: i32) -> Result<Template, Error> {
         Ok(Wire::LicenseKey) => Ok(Template::LicenseKey),
         Ok(Wire::SubscriptionReactivated) => Ok(Template::SubscriptionReactivated),
         Ok(Wire::WelcomeBackOffer) => Ok(Template::WelcomeBackOffer),
+        Ok(Wire::AccountErased) => Ok(Template::AccountErased),
         Err(_) => Err(Error::invalid("template", "unknown template")),
     }
 }
@@ -50,6 +51,7 @@ fn template_to_wire(template: Template) -> pb::Template {
         Template::LicenseKey => pb::Template::LicenseKey,
         Template::SubscriptionReactivated => pb::Template::SubscriptionReactivated,
         Template::WelcomeBackOffer => pb::Template::WelcomeBackOffer,
+        Template::AccountErased => pb::Template::AccountErased,
     }
 }
 
@@ -117,5 +119,33 @@ impl pb::notify_service_server::NotifyService for NotifyService {
         let id = Uuid::parse_str(request.get_ref().message_id.trim())
             .map_err(|_| Error::invalid("message_id", "message_id must be a UUID"))?;
         Ok(Response::new(self.messages.get(id).await?.into()))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn erase_recipient(
+        &self,
+        request: Request<pb::EraseRecipientRequest>,
+    ) -> Result<Response<pb::EraseRecipientResponse>, Status> {
+        let principal = self.authenticator.authenticate_principal(request.metadata()).await?;
+        if !matches!(principal, platform::auth::Principal::Service) {
+            return Err(Error::from(platform::error::Refusal::new(
+                tonic::Code::PermissionDenied,
+                "SERVICE_ONLY",
+                "Only services of the mesh may erase messages",
+            ))
+            .into());
+        }
+        let body = request.into_inner();
+        let recipient = body.recipient.trim().to_lowercase();
+        if recipient.is_empty() {
+            return Err(Error::invalid("recipient", "recipient is required").into());
+        }
+        let erased = self
+            .messages
+            .erase_recipient(&recipient, body.keep_idempotency_key.trim())
+            .await?;
+        Ok(Response::new(pb::EraseRecipientResponse {
+            messages_erased: erased.try_into().unwrap_or(u32::MAX),
+        }))
     }
 }
