@@ -296,6 +296,20 @@ impl Billing {
         }
     }
 
+    /// One customer's billing events, oldest first: (event, details, trace id, when).
+    pub async fn events_of(
+        &self,
+        user_id: Uuid,
+    ) -> Result<Vec<(String, serde_json::Value, Option<String>, DateTime<Utc>)>, Error> {
+        Ok(sqlx::query_as(
+            "SELECT e.event, e.details, e.trace_id, e.occurred_at FROM billing_events e \
+             JOIN tenants t ON t.id = e.tenant_id WHERE t.owner_user_id = $1 ORDER BY e.occurred_at, e.id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     pub async fn metrics(&self) -> Result<Metrics, Error> {
         let (churned, returned, offers_used): (i64, i64, i64) = sqlx::query_as(
             "SELECT count(*) FILTER (WHERE left_at IS NOT NULL OR reactivated_at IS NOT NULL), \

@@ -259,6 +259,27 @@ impl pb::billing_service_server::BillingService for BillingService {
         Ok(Response::new(pb::EraseCustomerResponse { erased }))
     }
 
+    async fn list_customer_events(
+        &self,
+        request: Request<pb::ListCustomerEventsRequest>,
+    ) -> Result<Response<pb::ListCustomerEventsResponse>, Status> {
+        self.admin(&request).await?;
+        let user_id = Uuid::parse_str(request.get_ref().user_id.trim())
+            .map_err(|_| Error::invalid("user_id", "user_id must be a UUID"))?;
+        let events = self.billing.events_of(user_id).await?;
+        Ok(Response::new(pb::ListCustomerEventsResponse {
+            events: events
+                .into_iter()
+                .map(|(event, details, trace_id, occurred_at)| pb::BillingEvent {
+                    event,
+                    details_json: details.to_string(),
+                    trace_id: trace_id.unwrap_or_default(),
+                    occurred_at: Some(wire::timestamp(occurred_at)),
+                })
+                .collect(),
+        }))
+    }
+
     async fn get_reactivation_metrics(
         &self,
         request: Request<pb::GetReactivationMetricsRequest>,

@@ -144,6 +144,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::admin::router())
         .merge(routes::keys::router())
         .merge(routes::billing::router())
+        .merge(routes::timeline::router())
         .merge(routes::system::router())
 }
 

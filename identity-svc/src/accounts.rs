@@ -28,6 +28,15 @@ use crate::{
     tokens::{self, ReactivationTokens},
 };
 
+/// Why an account is erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErasureCause {
+    /// The user asked (`actor` none), or an admin did.
+    Requested { actor: Option<Uuid> },
+    /// It stayed deactivated for the whole retention period.
+    Retention,
+}
+
 /// A successful login.
 #[derive(Debug)]
 pub struct Session {
@@ -182,21 +191,25 @@ impl Accounts {
         let target = target.unwrap_or(caller.user_id);
         caller.require_self_or_admin(target)?;
         let actor = (caller.user_id != target).then_some(caller.user_id);
-        self.erase_account(target, actor, "request").await
+        self.erase_account(target, ErasureCause::Requested { actor }).await
     }
 
-    /// Erases the account `target`; `actor` is the admin who asked (none for
-    /// the user themselves or the retention job), `cause` why.
+    /// Erases the account `target`.
     pub(crate) async fn erase_account(
         &self,
         target: Uuid,
-        actor: Option<Uuid>,
-        cause: &str,
+        cause: ErasureCause,
     ) -> Result<(Uuid, DateTime<Utc>), Error> {
         let now = self.clock.now();
         let erasure = Uuid::now_v7();
         let mut tx = self.pool.begin().await?;
         let account = db::users::lock(&mut tx, target).await?.ok_or(Error::UserNotFound)?;
+        let (actor, cause) = match cause {
+            ErasureCause::Requested { actor } => (actor, "request"),
+            // The account came back since the job looked: nothing to purge.
+            ErasureCause::Retention if account.is_active => return Err(Error::AlreadyActive),
+            ErasureCause::Retention => (None, "retention"),
+        };
         let email = account.email.as_str().to_owned();
         // Effects owed to this person but not delivered yet go with them.
         sqlx::query(
@@ -284,6 +297,39 @@ impl Accounts {
     pub async fn events(&self, caller: &Caller, target: Uuid) -> Result<Vec<AccountEvent>, Error> {
         caller.require_admin()?;
         Ok(db::events::list(&mut *self.pool.acquire().await?, target).await?)
+    }
+
+    /// A reactivation link's page was opened: recorded the first time, for
+    /// the funnel. Says nothing to the caller about the token.
+    pub async fn link_opened(&self, token: &str) -> Result<(), Error> {
+        if let Some((claim, true)) = self.tokens.first_look(token).await? {
+            let mut connection = self.pool.acquire().await?;
+            let now = self.clock.now();
+            db::events::record(
+                &mut connection,
+                claim.user_id,
+                EventKind::LinkOpened,
+                json!({}),
+                None,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Admin only: (requested, email sent, link opened, confirmed) so far.
+    pub async fn funnel(&self, caller: &Caller) -> Result<(i64, i64, i64, i64), Error> {
+        caller.require_admin()?;
+        Ok(sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE event_type = 'reactivation_requested'), \
+                    count(*) FILTER (WHERE event_type = 'reactivation_requested' AND data->>'sent' = 'true'), \
+                    count(*) FILTER (WHERE event_type = 'reactivation_link_opened'), \
+                    count(*) FILTER (WHERE event_type = 'reactivated' AND data->>'via' = 'email_link') \
+             FROM account_events",
+        )
+        .fetch_one(&self.pool)
+        .await?)
     }
 }
 

@@ -31,6 +31,55 @@ pub struct Config {
     /// attempts to deliver an effect to a service that is down.
     pub outbox_max_backoff: Duration,
     pub reactivation: ReactivationConfig,
+    pub retention: RetentionConfig,
+}
+
+/// How long a deactivated account is kept before it is erased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionConfig {
+    /// `RETENTION_DAYS`, default 180: a deactivated account is erased this
+    /// long after its deactivation, unless it comes back first.
+    pub days: u32,
+    /// `RETENTION_REMINDER_DAYS`, default `30,7`: reminder emails this many
+    /// days before the erasure.
+    pub reminder_days: Vec<u32>,
+    /// `RETENTION_INTERVAL_SECS`, default 300: how often the job looks.
+    pub interval: Duration,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            days: 180,
+            reminder_days: vec![30, 7],
+            interval: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetentionConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        let reminder_days = match config::optional("RETENTION_REMINDER_DAYS") {
+            None => defaults.reminder_days,
+            Some(raw) => raw
+                .split(',')
+                .map(str::trim)
+                .filter(|day| !day.is_empty())
+                .map(|day| {
+                    day.parse().map_err(|_| ConfigError::Invalid {
+                        name: "RETENTION_REMINDER_DAYS",
+                        reason: format!("{day:?} is not a number of days"),
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(Self {
+            days: config::parsed_or("RETENTION_DAYS", defaults.days)?,
+            reminder_days,
+            interval: Duration::from_secs(config::parsed_or("RETENTION_INTERVAL_SECS", 300)?),
+        })
+    }
 }
 
 /// Self-service reactivation by email link.
@@ -77,6 +126,7 @@ impl Config {
             license_url: config::optional("LICENSE_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
             outbox_max_backoff: Duration::from_secs(config::parsed_or("OUTBOX_MAX_BACKOFF_SECS", 300)?),
             reactivation: ReactivationConfig::from_env()?,
+            retention: RetentionConfig::from_env()?,
         })
     }
 }

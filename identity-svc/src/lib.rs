@@ -14,6 +14,7 @@ pub mod effects;
 pub mod error;
 pub mod grpc;
 pub mod reactivation;
+pub mod retention;
 pub mod tokens;
 
 use std::{net::SocketAddr, time::Duration};
@@ -109,10 +110,21 @@ impl Application {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves (and delivers the outbox) until `shutdown` triggers, drains
-    /// in-flight calls, then closes the database pool.
+    /// The use cases behind the service, for jobs.
+    pub fn accounts(&self) -> Accounts {
+        self.service.accounts.clone()
+    }
+
+    /// Serves (and delivers the outbox, and runs the retention job) until
+    /// `shutdown` triggers, drains in-flight calls, then closes the pool.
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let relay = tokio::spawn(self.relay.run(shutdown.clone()));
+        let retention = tokio::spawn(
+            self.service
+                .accounts
+                .clone()
+                .run_retention(self.config.retention.clone(), shutdown.clone()),
+        );
         let routes = tonic::service::Routes::new(IdentityServiceServer::new(self.service));
         let result = platform::serve::serve_grpc(
             self.listener,
@@ -124,6 +136,7 @@ impl Application {
         .await;
         // The relay finishes the delivery it is in, then stops.
         let _ = relay.await;
+        let _ = retention.await;
         self.pool.close().await;
         result
     }

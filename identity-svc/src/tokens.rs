@@ -83,6 +83,34 @@ impl ReactivationTokens {
         Ok((token, hash))
     }
 
+    /// The claim of a live token, without using it up; `true` the first time
+    /// it is asked about (the link was opened), `false` after.
+    pub async fn first_look(&self, token: &str) -> anyhow::Result<Option<(Claim, bool)>> {
+        let token = token.trim();
+        if token.len() != 43 {
+            return Ok(None);
+        }
+        let hash = digest(token);
+        let mut connection = self.kv.connection();
+        let value: Option<String> = redis::cmd("GET")
+            .arg(self.token_key(&hash))
+            .query_async(&mut connection)
+            .await?;
+        let Some(claim) = value.as_deref().and_then(parse_claim) else {
+            return Ok(None);
+        };
+        let first: bool = redis::cmd("SET")
+            .arg(self.kv.key(&["reactivation", "opened", &hash]))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(self.ttl.as_secs().max(1))
+            .query_async::<Option<String>>(&mut connection)
+            .await?
+            .is_some();
+        Ok(Some((claim, first)))
+    }
+
     /// Voids the account's outstanding link, if any.
     pub async fn revoke(&self, user_id: Uuid) -> anyhow::Result<()> {
         let mut connection = self.kv.connection();
@@ -116,12 +144,15 @@ impl ReactivationTokens {
             .arg(self.token_key(&digest(token)))
             .query_async(&mut connection)
             .await?;
-        Ok(value.and_then(|value| {
-            let (user, version) = value.split_once(':')?;
-            Some(Claim {
-                user_id: user.parse().ok()?,
-                state_version: version.parse().ok()?,
-            })
-        }))
+        Ok(value.as_deref().and_then(parse_claim))
     }
+}
+
+/// A stored `user:version` claim.
+fn parse_claim(value: &str) -> Option<Claim> {
+    let (user, version) = value.split_once(':')?;
+    Some(Claim {
+        user_id: user.parse().ok()?,
+        state_version: version.parse().ok()?,
+    })
 }

@@ -101,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         license_url: format!("http://{license_addr}"),
         outbox_max_backoff: Duration::from_secs(30),
         reactivation: identity_svc::config::ReactivationConfig::from_env()?,
+        retention: identity_svc::config::RetentionConfig::from_env()?,
     })
     .await?;
     let identity_url = format!("http://{}", identity.local_addr());

@@ -76,6 +76,7 @@ async fn start_two_of_everything() -> Replicas {
                 max_per_email_per_hour: 100,
                 max_per_client_per_hour: 1000,
             },
+            retention: Default::default(),
         })
         .await
         .expect("identity-svc builds");

@@ -8,6 +8,7 @@ pub mod billing;
 pub mod keys;
 pub mod reactivation;
 pub mod system;
+pub mod timeline;
 
 use chrono::{DateTime, Utc};
 use proto::identity::v1 as pb;

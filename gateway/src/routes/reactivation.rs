@@ -113,7 +113,19 @@ pub struct LinkToken {
 /// not use the link up.
 #[utoipa::path(get, path = "/reactivate", tag = "accounts", params(LinkToken),
     responses((status = 200, description = "An HTML page with a \"Reactivate my account\" button", content_type = "text/html")))]
-async fn confirm_page(Query(link): Query<LinkToken>) -> Response {
+async fn confirm_page(
+    State(state): State<AppState>,
+    RequestId(request_id): RequestId,
+    Query(link): Query<LinkToken>,
+) -> Response {
+    // Counted for the reactivation funnel; the page does not depend on it.
+    let opened = pb::RecordLinkOpenedRequest {
+        token: link.token.clone(),
+    };
+    let request = state.calls.anonymous(&request_id, opened);
+    if let Err(status) = state.identity.clone().record_link_opened(request).await {
+        tracing::warn!(error = %status.message(), "could not record a reactivation link as opened");
+    }
     let body = format!(
         r#"<h1>Reactivate your account</h1>
 <p>Press the button to reactivate your account. Your data is where you left it; your subscription is not restored, so you can choose a plan again afterwards.</p>

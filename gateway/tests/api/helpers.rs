@@ -96,7 +96,7 @@ async fn build_mesh(
     // notify-svc gets a port now, so identity-svc knows where to send.
     let smtp = SmtpSink::start().await;
     let notify_database = TestDatabase::create(&notify_svc::MIGRATOR).await;
-    let notify_port = free_port();
+    let notify_port = platform::testing::free_port();
     let mut notify_service = platform::testing::service_config(&notify_database, &keys, &pair.public_pem, &internal);
     notify_service.listen_addr = format!("127.0.0.1:{notify_port}").parse().unwrap();
     let notify = PendingNotify {
@@ -122,8 +122,8 @@ async fn build_mesh(
 
     // billing-svc too: identity-svc closes accounts there, and it can be
     // stopped and started again on the same port.
-    let billing_port = free_port();
-    let license_port = free_port();
+    let billing_port = platform::testing::free_port();
+    let license_port = platform::testing::free_port();
     let mut identity_config = identity_svc::Config {
         service: platform::testing::service_config(&database, &keys, &pair.public_pem, &internal),
         jwt_private_key: pair.private_pem.clone(),
@@ -140,6 +140,7 @@ async fn build_mesh(
             max_per_email_per_hour: 100,
             max_per_client_per_hour: 100,
         },
+        retention: Default::default(),
     };
     adjust_identity(&mut identity_config);
     let identity = identity_svc::Application::build(identity_config)
@@ -248,14 +249,6 @@ async fn build_mesh(
     mesh.start_license().await;
     mesh.start_billing().await;
     mesh
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A service a test can stop and start again, on the same port and database.

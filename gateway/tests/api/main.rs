@@ -8,6 +8,7 @@ mod accounts;
 mod billing;
 mod email_flow;
 mod helpers;
+mod journey;
 mod keys;
 mod lifecycle;
 mod openapi;

@@ -80,7 +80,11 @@ pub enum EventKind {
     Deactivated,
     /// A reactivation link was asked for (and sent, or not: see its data).
     ReactivationRequested,
+    /// A reactivation link's page was opened (once per link).
+    LinkOpened,
     Reactivated,
+    /// A reminder that the account will be erased was sent.
+    RetentionReminderSent,
     /// The account was erased; what remains is this record, without
     /// personal data.
     Erased,
@@ -92,7 +96,9 @@ impl EventKind {
             Self::Registered => "registered",
             Self::Deactivated => "deactivated",
             Self::ReactivationRequested => "reactivation_requested",
+            Self::LinkOpened => "reactivation_link_opened",
             Self::Reactivated => "reactivated",
+            Self::RetentionReminderSent => "retention_reminder_sent",
             Self::Erased => "erased",
         }
     }

@@ -190,6 +190,29 @@ impl pb::identity_service_server::IdentityService for IdentityService {
         }))
     }
 
+    async fn record_link_opened(
+        &self,
+        request: Request<pb::RecordLinkOpenedRequest>,
+    ) -> Result<Response<pb::RecordLinkOpenedResponse>, Status> {
+        self.accounts.link_opened(&request.get_ref().token).await?;
+        Ok(Response::new(pb::RecordLinkOpenedResponse {}))
+    }
+
+    async fn get_reactivation_funnel(
+        &self,
+        request: Request<pb::GetReactivationFunnelRequest>,
+    ) -> Result<Response<pb::ReactivationFunnel>, Status> {
+        let caller = self.caller(&request).await?;
+        let (requested, email_sent, link_opened, confirmed) = self.accounts.funnel(&caller).await?;
+        let count = |n: i64| n.max(0) as u64;
+        Ok(Response::new(pb::ReactivationFunnel {
+            requested: count(requested),
+            email_sent: count(email_sent),
+            link_opened: count(link_opened),
+            confirmed: count(confirmed),
+        }))
+    }
+
     async fn delete_user(
         &self,
         request: Request<pb::DeleteUserRequest>,

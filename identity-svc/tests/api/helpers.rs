@@ -3,9 +3,10 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use identity_svc::{Application, Config, config::ReactivationConfig};
+use identity_svc::{Application, Config, accounts::Accounts, config::ReactivationConfig};
 use platform::{
     auth::{InternalToken, KeyPair},
+    clock::Clock,
     config::Secret,
     shutdown::Shutdown,
     testing::{TestDatabase, TestKeySpace},
@@ -20,6 +21,8 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct TestApp {
     pub address: SocketAddr,
     pub client: IdentityServiceClient<Channel>,
+    /// The use cases behind the server, for running its jobs by hand.
+    pub accounts: Accounts,
     pub database: TestDatabase,
     pub keys: TestKeySpace,
     pub shutdown: Shutdown,
@@ -45,6 +48,7 @@ pub fn test_config(database: &TestDatabase, keys: &TestKeySpace) -> Config {
             max_per_email_per_hour: 100,
             max_per_client_per_hour: 100,
         },
+        retention: Default::default(),
     }
 }
 
@@ -54,12 +58,20 @@ pub async fn spawn_app() -> TestApp {
 
 /// As [`spawn_app`], with the configuration adjusted by `adjust` first.
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn_app_at(Clock::system(), adjust).await
+}
+
+/// As [`spawn_app_with`], with "now" read from `clock`.
+pub async fn spawn_app_at(clock: Clock, adjust: impl FnOnce(&mut Config)) -> TestApp {
     platform::testing::spans();
     let database = TestDatabase::create(&identity_svc::MIGRATOR).await;
     let keys = TestKeySpace::new();
     let mut config = test_config(&database, &keys);
     adjust(&mut config);
-    let application = Application::build(config).await.expect("identity-svc builds");
+    let application = Application::build_with_clock(config, clock)
+        .await
+        .expect("identity-svc builds");
+    let accounts = application.accounts();
     let address = application.local_addr();
     let shutdown = Shutdown::new();
     let server = tokio::spawn(application.run(shutdown.clone()));
@@ -69,6 +81,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
     TestApp {
         address,
         client,
+        accounts,
         database,
         keys,
         shutdown,

@@ -6,4 +6,5 @@
 mod accounts;
 mod helpers;
 mod reactivation;
+mod retention;
 mod serving;

@@ -87,10 +87,7 @@ async fn sigterm_during_an_in_flight_call_lets_it_finish() {
     let database = platform::testing::TestDatabase::create(&identity_svc::MIGRATOR).await;
     let keys = platform::testing::TestKeySpace::new();
     let config = test_config(&database, &keys);
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
+    let port = platform::testing::free_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_identity-svc"))
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("DATABASE_URL", config.service.database_url.expose())

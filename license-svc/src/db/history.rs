@@ -59,6 +59,18 @@ pub async fn list(connection: &mut PgConnection, key: &LicenseKey) -> Result<Vec
     .await
 }
 
+/// Every entry of every key `owner` owns, oldest first.
+#[tracing::instrument(skip(connection))]
+pub async fn list_of_owner(connection: &mut PgConnection, owner: Uuid) -> Result<Vec<Entry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT h.key, h.action, h.performed_at, h.performed_by, h.details, h.trace_id FROM key_history h \
+         JOIN license_keys k ON k.key = h.key WHERE k.owner_user_id = $1 ORDER BY h.performed_at, h.id",
+    )
+    .bind(owner)
+    .fetch_all(connection)
+    .await
+}
+
 /// Serialises trial decisions for one customer until the transaction ends,
 /// so two concurrent reactivations cannot both take the last trial period.
 #[tracing::instrument(skip(connection))]

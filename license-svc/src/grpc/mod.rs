@@ -279,6 +279,22 @@ impl pb::license_service_server::LicenseService for LicenseService {
         }))
     }
 
+    async fn list_customer_history(
+        &self,
+        request: Request<pb::ListCustomerHistoryRequest>,
+    ) -> Result<Response<pb::GetKeyHistoryResponse>, Status> {
+        self.admin(&request).await?;
+        let owner = optional_user_id(&request.get_ref().user_id, "user_id")?
+            .ok_or_else(|| Error::invalid("user_id", "user_id is required"))?;
+        let mut connection = self.licenses.pool.acquire().await.map_err(Error::from)?;
+        let entries = crate::db::history::list_of_owner(&mut connection, owner)
+            .await
+            .map_err(Error::from)?;
+        Ok(Response::new(pb::GetKeyHistoryResponse {
+            entries: entries.into_iter().map(Into::into).collect(),
+        }))
+    }
+
     // No span of its own beyond the server's: this is the hot path.
     async fn validate_key(
         &self,

@@ -203,3 +203,20 @@ pub fn spans() -> SpanCollector {
         .1
         .clone()
 }
+
+/// A free port for a server a test starts later, when others must know its
+/// address first.
+///
+/// Picked at random below the kernel's ephemeral range (32768 and up), so a
+/// port another test process binds with port 0 cannot take it between now
+/// and the server's own bind.
+pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    loop {
+        let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
+        let port = 20_000 + (random % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}

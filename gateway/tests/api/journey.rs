@@ -1,0 +1,188 @@
+//! One customer's whole story through the gateway, every service and Stripe
+//! (the double) involved: subscribe, cancel and undo, leave, come back by
+//! email, buy again with the welcome-back offer, be forgotten — and the
+//! admin's timeline and funnel that tell it.
+
+use platform::clock::Clock;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Service, eventually, spawn_mesh_at};
+
+async fn ok(response: reqwest::Response) -> Value {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert!(status.is_success(), "{status}: {body}");
+    body
+}
+
+#[tokio::test]
+async fn a_customer_leaves_comes_back_pays_again_and_is_forgotten() {
+    // Every service on the real clock, so their events interleave truly.
+    let mesh = spawn_mesh_at(Clock::system()).await;
+    let email = "journey@example.com";
+    let user = mesh.register(email).await;
+    let id = user["id"].as_str().unwrap().to_owned();
+    let token = mesh.token(email, PASSWORD).await;
+    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    // Support gave them a trial key when they signed up.
+    let created = mesh
+        .post(
+            "/api/keys",
+            Some(&admin),
+            json!({ "email": email, "keyType": "trial", "ownerUserId": id }),
+        )
+        .await;
+    let key = ok(created).await["data"]["key"].as_str().unwrap().to_owned();
+    let key_path = format!("/api/keys/{key}");
+    let key_is = |status: &'static str| {
+        let (mesh, admin, key_path) = (&mesh, &admin, &key_path);
+        async move {
+            let key = mesh.get(key_path, Some(admin)).await.json::<Value>().await.unwrap()["data"].clone();
+            key["status"] == status && key["expiresAt"].is_null()
+        }
+    };
+
+    // Buy Builder monthly: the key becomes active, with no expiry.
+    let subscription = mesh.subscribe(&token, "builder", "monthly").await;
+    eventually("the key is active as subscribed", || key_is("ACTIVE")).await;
+
+    // Cancel, then undo.
+    ok(mesh.post("/api/cancel-subscription", Some(&token), json!({})).await).await;
+    let undone = ok(mesh.post("/api/subscription/reactivate", Some(&token), json!({})).await).await;
+    assert_eq!(undone["message"], "Subscription reactivated successfully!");
+
+    // Cancel the account: login is refused, the renewal stops, the key is disabled.
+    ok(mesh
+        .post("/api/cancel-account", Some(&token), json!({ "reason": "budget cuts" }))
+        .await)
+    .await;
+    let refused = mesh.login(email, PASSWORD).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(refused.json::<Value>().await.unwrap()["reason"], "ACCOUNT_INACTIVE");
+    eventually("the key is disabled", || key_is("DISABLED")).await;
+
+    // Back by email: request a link, open it, confirm.
+    let requested = mesh.post("/reactivate_user", None, json!({ "email": email })).await;
+    assert_eq!(requested.status(), StatusCode::ACCEPTED);
+    let link = mesh.wait_for_token(1).await;
+    let page = mesh.get(&format!("/reactivate?token={link}"), None).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    ok(mesh.post("/reactivate_user", None, json!({ "token": link })).await).await;
+    let token = mesh.token(email, PASSWORD).await;
+
+    // The subscription was not restored and the key stays disabled.
+    let shown = ok(mesh.get("/api/subscription", Some(&token)).await).await;
+    assert_eq!(shown["subscription_status"], "cancelled");
+    assert!(key_is("DISABLED").await);
+    let pricing = ok(mesh.get("/api/pricing", Some(&token)).await).await;
+    assert_eq!(pricing["prices"][2]["welcome_back_amount"], "17.50");
+
+    // Checkout with the offer; the webhook makes it active, and the key too.
+    let checkout = mesh
+        .post(
+            "/api/create-checkout-session",
+            Some(&token),
+            json!({ "plan": "builder", "billing_period": "monthly" }),
+        )
+        .await;
+    let checkout = ok(checkout).await;
+    assert_eq!(checkout["coupon"], "PR_WELCOME_BACK_MONTHLY");
+    let paid = mesh
+        .stripe
+        .complete_checkout(checkout["session_id"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_ne!(paid.subscription_id, subscription);
+    let shown = ok(mesh.get("/api/subscription", Some(&token)).await).await;
+    assert_eq!(shown["subscription_status"], "active");
+    eventually("the key is active again", || key_is("ACTIVE")).await;
+
+    // The admin's view: one timeline across services, in order, with trace ids.
+    let timeline = ok(mesh.get(&format!("/api/admin/users/{id}/timeline"), Some(&admin)).await).await;
+    assert_eq!(timeline["incomplete"], json!([]));
+    let events = timeline["events"].as_array().unwrap();
+    let story: Vec<String> = events
+        .iter()
+        .map(|event| {
+            format!(
+                "{}:{}",
+                event["service"].as_str().unwrap(),
+                event["event"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let expected = [
+        "identity:registered",
+        "license:created",
+        "billing:subscribed",
+        "license:restored",
+        "billing:cancelled",
+        "billing:reactivated",
+        "identity:deactivated",
+        "billing:cancelled",
+        "license:suspended",
+        "identity:reactivation_requested",
+        "identity:reactivation_link_opened",
+        "identity:reactivated",
+        "billing:returned",
+        "license:restored",
+    ];
+    let mut position = 0;
+    for step in expected {
+        let found = story[position..].iter().position(|event| event == step);
+        assert!(found.is_some(), "{step} missing (in order) from {story:?}");
+        position += found.unwrap() + 1;
+    }
+    let times: Vec<&str> = events
+        .iter()
+        .map(|event| event["occurred_at"].as_str().unwrap())
+        .collect();
+    assert!(times.windows(2).all(|pair| pair[0] <= pair[1]), "in order: {times:?}");
+    for event in events {
+        let trace = event["trace_id"].as_str().unwrap_or_default();
+        assert_eq!(trace.len(), 32, "every event carries its trace id: {event}");
+    }
+
+    let funnel = ok(mesh.get("/api/admin/metrics/funnel", Some(&admin)).await).await;
+    assert_eq!(
+        funnel,
+        json!({ "requested": 1, "email_sent": 1, "link_opened": 1, "confirmed": 1, "paid": 1 })
+    );
+
+    // Forgotten: gone from all four databases, at Stripe, and from Redis.
+    ok(mesh.post("/delete_user", Some(&token), json!({})).await).await;
+    let gone = [
+        (Service::Identity, "SELECT count(*) FROM users WHERE id::text = $1"),
+        (
+            Service::Billing,
+            "SELECT count(*) FROM tenants WHERE owner_user_id::text = $1",
+        ),
+        (
+            Service::License,
+            "SELECT count(*) FROM license_keys WHERE owner_user_id::text = $1",
+        ),
+    ];
+    for (service, sql) in gone {
+        eventually(&format!("{service:?} forgets them"), || async {
+            mesh.count(service, sql, &id).await == 0
+        })
+        .await;
+    }
+    let not_confirmation = "SELECT count(*) FROM messages WHERE recipient = $1 AND template <> 'account_erased'";
+    eventually("notify-svc keeps only the confirmation", || async {
+        mesh.count(Service::Notify, not_confirmation, email).await == 0
+    })
+    .await;
+    eventually("the customer is deleted at Stripe", || async {
+        mesh.stripe.customers().is_empty()
+    })
+    .await;
+    let entries = mesh.keys.entries().await;
+    let left: Vec<&String> = entries
+        .iter()
+        .map(|(key, _)| key)
+        .filter(|key| key.contains(&id) && !key.contains("session-floor"))
+        .collect();
+    assert!(left.is_empty(), "Redis still holds {left:?}");
+}
