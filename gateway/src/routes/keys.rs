@@ -681,9 +681,11 @@ async fn ask(
 /// other.
 #[utoipa::path(post, path = "/api/keys/validate", tag = "keys", request_body = KeyToValidate,
     responses(
-        (status = 200, description = "The key exists: whether it is valid now", body = ValidationData),
+        (status = 200, description = "The key exists: whether it is valid now", body = ValidationData,
+            headers(("cache-status" = String, description = "RFC 9211: `gateway; hit` when answered from the gateway's memory"))),
         (status = 400, description = "A malformed key", body = Problem, content_type = DENIED),
-        (status = 404, description = "License key not found", body = Problem, content_type = DENIED),
+        (status = 404, description = "License key not found", body = Problem, content_type = DENIED,
+            headers(("cache-status" = String, description = "RFC 9211: `gateway; hit` when answered from the gateway's memory"))),
         (status = 429, description = "Too many validations from this client; see `Retry-After`", body = Problem, content_type = DENIED),
     ))]
 async fn validate_key(
