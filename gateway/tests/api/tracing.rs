@@ -120,6 +120,7 @@ async fn a_validation_that_calls_license_svc_is_one_trace_and_a_cached_one_opens
             .json(&serde_json::json!({ "key": key }))
             .send()
     };
+    let cache_status = |response: &reqwest::Response| response.headers()["cache-status"].to_str().unwrap().to_owned();
     let in_trace = |trace_id: &str| {
         let expected = TraceId::from_hex(trace_id).unwrap();
         collector
@@ -130,7 +131,7 @@ async fn a_validation_that_calls_license_svc_is_one_trace_and_a_cached_one_opens
 
     let missed = "5bf92f3577b34da6a3ce929d0e0e4736";
     let response = validate(missed).await.unwrap();
-    assert_eq!(response.headers()["cache-status"], "gateway; fwd=miss; stored");
+    assert!(cache_status(&response).starts_with("gateway; fwd=miss"));
     let license_span = "POST /reactivation.license.v1.LicenseService/ValidateKey";
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while !in_trace(missed).any(|span| span.name == license_span) {
@@ -146,9 +147,17 @@ async fn a_validation_that_calls_license_svc_is_one_trace_and_a_cached_one_opens
     let license = spans.iter().find(|span| span.name == license_span).unwrap();
     assert_eq!(license.parent_span_id, gateway.span_context.span_id());
 
+    // The answer may not have been kept if the key's creation was announced
+    // meanwhile: ask until it is.
+    let untraced = || mesh.post("/api/keys/validate", None, serde_json::json!({ "key": key }));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while cache_status(&untraced().await) != "gateway; hit" {
+        assert!(std::time::Instant::now() < deadline, "never answered from the cache");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let hit = "6bf92f3577b34da6a3ce929d0e0e4736";
     let response = validate(hit).await.unwrap();
-    assert_eq!(response.headers()["cache-status"], "gateway; hit");
+    assert_eq!(cache_status(&response), "gateway; hit");
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(in_trace(hit).count(), 0, "an answer from memory costs no span");
 }
