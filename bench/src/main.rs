@@ -15,10 +15,13 @@
 //! Needs `DATABASE_URL` and `REDIS_URL` (a database is created and dropped).
 //!
 //! `validate`: license validations per second and their latency (default 64
-//! in flight) through the gateway and directly over gRPC to license-svc,
-//! against raw Postgres select-only transactions per second (pgbench,
-//! prepared, over TCP, on a scratch database it creates and drops).
+//! in flight) through the gateway (with its validation cache, and a second
+//! gateway with it off) and directly over gRPC to license-svc, against raw
+//! Postgres select-only transactions per second (pgbench, prepared, over
+//! TCP, on a scratch database it creates and drops). HTTP load comes from
+//! a lean generator on one thread, so the client is not what is measured.
 
+mod http_load;
 mod login;
 mod measure;
 mod processes;

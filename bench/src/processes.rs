@@ -3,6 +3,7 @@
 //! their own, so each one's memory can be read from `/proc`.
 
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -147,10 +148,12 @@ impl Mesh {
     }
 }
 
-/// license-svc and the gateway, running (the `validate` scenario).
+/// license-svc and two gateways in front of it, one with its validation
+/// cache and one without, running (the `validate` scenario).
 #[derive(Debug)]
 pub(crate) struct LicenseMesh {
-    pub(crate) gateway_url: String,
+    pub(crate) gateway: SocketAddr,
+    pub(crate) uncached_gateway: SocketAddr,
     pub(crate) license_url: String,
     /// An admin access token the processes trust, to create keys.
     pub(crate) admin_token: String,
@@ -160,7 +163,9 @@ pub(crate) struct LicenseMesh {
 }
 
 impl LicenseMesh {
-    /// Starts both; `pool_size` is license-svc's `DATABASE_MAX_CONNECTIONS`.
+    /// Starts all three; `pool_size` is license-svc's `DATABASE_MAX_CONNECTIONS`.
+    /// They log as deployed (`k8s/base`: JSON, `info`), so the cost of
+    /// their spans and logs is part of what is measured.
     pub(crate) async fn start(pool_size: u32) -> anyhow::Result<Self> {
         let database = TestDatabase::create(&license_svc::MIGRATOR).await;
         let keys = TestKeySpace::new();
@@ -172,6 +177,7 @@ impl LicenseMesh {
         )?;
         let license_port = free_port()?;
         let gateway_port = free_port()?;
+        let uncached_port = free_port()?;
         let common = [
             ("REDIS_URL", keys.url.expose().clone()),
             ("REDIS_KEY_PREFIX", keys.prefix.clone()),
@@ -180,7 +186,8 @@ impl LicenseMesh {
                 "INTERNAL_API_TOKEN",
                 InternalToken::generate().secret().expose().clone(),
             ),
-            ("RUST_LOG", "warn".to_owned()),
+            ("RUST_LOG", "info".to_owned()),
+            ("LOG_FORMAT", "json".to_owned()),
         ];
         let license = Command::new(binary("license-svc")?)
             .envs(common.clone())
@@ -190,17 +197,24 @@ impl LicenseMesh {
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
-        let gateway = Command::new(binary("gateway")?)
-            .envs(common)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{gateway_port}"))
-            .env("LICENSE_URL", format!("http://127.0.0.1:{license_port}"))
-            // One client drives all the load: its limit must not be what is measured.
-            .env("VALIDATE_RATE_LIMIT_PER_SEC", "1000000000")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
+        let gateway = |port: u16, cache_capacity: &str| {
+            Command::new(binary("gateway")?)
+                .envs(common.clone())
+                .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
+                .env("LICENSE_URL", format!("http://127.0.0.1:{license_port}"))
+                // One client drives all the load: its limit must not be what is measured.
+                .env("VALIDATE_RATE_LIMIT_PER_SEC", "1000000000")
+                .env("VALIDATION_CACHE_CAPACITY", cache_capacity)
+                .stdout(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(anyhow::Error::from)
+        };
+        let cached = gateway(gateway_port, "50000")?;
+        let uncached = gateway(uncached_port, "0")?;
         let mesh = Self {
-            gateway_url: format!("http://127.0.0.1:{gateway_port}"),
+            gateway: SocketAddr::from(([127, 0, 0, 1], gateway_port)),
+            uncached_gateway: SocketAddr::from(([127, 0, 0, 1], uncached_port)),
             license_url: format!("http://127.0.0.1:{license_port}"),
             admin_token,
             processes: vec![
@@ -210,7 +224,11 @@ impl LicenseMesh {
                 },
                 Process {
                     name: "gateway",
-                    child: gateway,
+                    child: cached,
+                },
+                Process {
+                    name: "gateway (no cache)",
+                    child: uncached,
                 },
             ],
             _database: database,
@@ -223,23 +241,26 @@ impl LicenseMesh {
     async fn wait_until_ready(&self) -> anyhow::Result<()> {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(30);
-        // Ready when a validation through the gateway reaches license-svc
+        // Ready when a validation through each gateway reaches license-svc
         // and its database (an unknown key is 404, not 503).
-        loop {
-            let probe = http
-                .post(format!("{}/api/keys/validate", self.gateway_url))
-                .json(&serde_json::json!({ "key": "SK-AAAA-BBBB-CCCC-DDDD" }))
-                .send()
-                .await;
-            if probe.is_ok_and(|response| response.status() == reqwest::StatusCode::NOT_FOUND) {
-                return Ok(());
+        for gateway in [self.gateway, self.uncached_gateway] {
+            loop {
+                let probe = http
+                    .post(format!("http://{gateway}/api/keys/validate"))
+                    .json(&serde_json::json!({ "key": "SK-AAAA-BBBB-CCCC-DDDD" }))
+                    .send()
+                    .await;
+                if probe.is_ok_and(|response| response.status() == reqwest::StatusCode::NOT_FOUND) {
+                    break;
+                }
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "license-svc and the gateways did not become ready in 30 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "license-svc and the gateway did not become ready in 30 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        Ok(())
     }
 
     pub(crate) async fn stop(self) -> anyhow::Result<()> {

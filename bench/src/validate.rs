@@ -1,20 +1,24 @@
 //! License validations per second — the public hot path products call —
-//! through the gateway (HTTP → gateway → gRPC → license-svc → Postgres) and
+//! through the gateway with its validation cache (HTTP → gateway, and on a
+//! miss → gRPC → license-svc → Postgres), through a gateway without it, and
 //! directly over gRPC, against raw Postgres select-only throughput measured
-//! in the same run with pgbench (prepared statements, TCP): each validation
-//! is one primary-key select, so that is the floor under everything above it.
+//! in the same run with pgbench (prepared statements, TCP): each uncached
+//! validation is one primary-key select, so that is the floor under
+//! everything above it.
 
 use std::{
+    net::SocketAddr,
     process::Stdio,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use platform::config::Secret;
 use proto::license::v1::{self as pb, license_service_client::LicenseServiceClient};
-use serde_json::json;
 use tonic::transport::Channel;
 
 use crate::{
+    http_load::{self, Outcome},
     measure::{self, Sample, millis},
     processes::LicenseMesh,
 };
@@ -25,6 +29,9 @@ const KEYS: usize = 500;
 /// like any tonic client, multiplexes over one).
 const CHANNELS: usize = 4;
 const PGBENCH_SECONDS: u64 = 10;
+const WARM_UP: Duration = Duration::from_secs(2);
+/// What a validation of a valid key answers.
+const VALID: &str = r#""valid":true"#;
 
 pub(crate) async fn run(window: Duration, concurrency: usize) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(2, usize::from);
@@ -35,29 +42,42 @@ pub(crate) async fn run(window: Duration, concurrency: usize) -> anyhow::Result<
     let mesh = LicenseMesh::start(16).await?;
     let keys = create_keys(&mesh).await?;
 
-    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
-    let _ = through_gateway(&http, &mesh.gateway_url, &keys, concurrency, Duration::from_secs(2)).await;
-    let mut gateway = through_gateway(&http, &mesh.gateway_url, &keys, concurrency, window).await;
+    let cached = through_gateway(mesh.gateway, &keys, concurrency, window).await?;
+    let uncached = through_gateway(mesh.uncached_gateway, &keys, concurrency, window).await?;
 
     let mut channels = Vec::new();
     for _ in 0..CHANNELS {
         channels.push(Channel::from_shared(mesh.license_url.clone())?.connect().await?);
     }
-    let _ = over_grpc(&channels, &keys, concurrency, Duration::from_secs(2)).await;
+    let _ = over_grpc(&channels, &keys, concurrency, WARM_UP).await;
     let mut grpc = over_grpc(&channels, &keys, concurrency, window).await;
 
     // The limit, measured now on the same machine with the mesh idle.
     let raw_tps = raw_postgres_tps().await?;
 
-    let gateway_rate = gateway.latencies.len() as f64 / window.as_secs_f64();
-    let grpc_rate = grpc.latencies.len() as f64 / window.as_secs_f64();
+    let rate = |sample: &Sample| sample.latencies.len() as f64 / window.as_secs_f64();
+    let Outcome {
+        sample: mut gateway,
+        cache_hits,
+    } = cached;
+    let mut uncached = uncached.sample;
+    let gateway_rate = rate(&gateway);
+    let uncached_rate = rate(&uncached);
+    let grpc_rate = rate(&grpc);
     let gateway_p99 = gateway.percentile(99.0);
+    let hit_ratio = cache_hits as f64 / (gateway.latencies.len() as f64).max(1.0) * 100.0;
     println!();
     println!(
-        "  validations through the gateway  {gateway_rate:9.0} /s   p50 {:6.2} ms   p99 {:6.2} ms   failures {}",
+        "  validations through the gateway  {gateway_rate:9.0} /s   p50 {:6.2} ms   p99 {:6.2} ms   failures {}   cache hits {hit_ratio:.1} %",
         millis(gateway.percentile(50.0)),
         millis(gateway_p99),
         gateway.failures
+    );
+    println!(
+        "  … gateway with its cache off     {uncached_rate:9.0} /s   p50 {:6.2} ms   p99 {:6.2} ms   failures {}",
+        millis(uncached.percentile(50.0)),
+        millis(uncached.percentile(99.0)),
+        uncached.failures
     );
     println!(
         "  validations over gRPC (direct)   {grpc_rate:9.0} /s   p50 {:6.2} ms   p99 {:6.2} ms   failures {}",
@@ -71,6 +91,10 @@ pub(crate) async fn run(window: Duration, concurrency: usize) -> anyhow::Result<
     println!(
         "  ratio gateway / raw              {:9.1} %    (target >= 25 %)",
         gateway_rate / raw_tps * 100.0
+    );
+    println!(
+        "  ratio gateway, cache off / raw   {:9.1} %",
+        uncached_rate / raw_tps * 100.0
     );
     println!(
         "  ratio gRPC / raw                 {:9.1} %",
@@ -108,40 +132,21 @@ async fn create_keys(mesh: &LicenseMesh) -> anyhow::Result<Vec<String>> {
     Ok(keys)
 }
 
+/// Validations of every key in turn through the gateway at `address`,
+/// after a warm-up, by the lean load generator.
 async fn through_gateway(
-    http: &reqwest::Client,
-    base: &str,
+    address: SocketAddr,
     keys: &[String],
     concurrency: usize,
     window: Duration,
-) -> Sample {
-    let deadline = Instant::now() + window;
-    let url = format!("{base}/api/keys/validate");
-    let workers: Vec<_> = (0..concurrency)
-        .map(|worker| {
-            let http = http.clone();
-            let url = url.clone();
-            let keys = keys.to_vec();
-            tokio::spawn(async move {
-                let mut next = worker;
-                measure::until(deadline, || {
-                    next = (next + concurrency) % keys.len();
-                    let request = http.post(&url).json(&json!({ "key": keys[next] })).send();
-                    async move {
-                        match request.await {
-                            Ok(response) if response.status().is_success() => response
-                                .json::<serde_json::Value>()
-                                .await
-                                .is_ok_and(|body| body["data"]["valid"] == true),
-                            _ => false,
-                        }
-                    }
-                })
-                .await
-            })
-        })
-        .collect();
-    collect(workers).await
+) -> anyhow::Result<Outcome> {
+    let requests: Arc<Vec<_>> = Arc::new(
+        keys.iter()
+            .map(|key| http_load::Request::post_json(address, "/api/keys/validate", &format!(r#"{{"key":"{key}"}}"#)))
+            .collect(),
+    );
+    http_load::run(address, Arc::clone(&requests), VALID, concurrency, WARM_UP).await?;
+    http_load::run(address, requests, VALID, concurrency, window).await
 }
 
 async fn over_grpc(channels: &[Channel], keys: &[String], concurrency: usize, window: Duration) -> Sample {

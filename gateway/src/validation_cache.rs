@@ -25,6 +25,12 @@
 //! route recomputes the status from the stored expiry at every read, so a
 //! cached key turns `EXPIRED` the moment its expiry passes.
 //!
+//! So that a key validated all the time does not miss every time its entry
+//! ages out (a miss waits for license-svc, and misses of many hot keys at
+//! once are what the slowest answers are made of), the first hit on an
+//! entry past half its maximum age hands out a ticket to refresh it in the
+//! background, under the same rule as any store.
+//!
 //! Memory is bounded: each shard holds at most its share of the capacity,
 //! and a full shard drops an arbitrary entry to make room (random eviction,
 //! which costs nothing on the hot path).
@@ -46,8 +52,9 @@ const SHARDS: usize = 16;
 /// What a lookup found.
 #[derive(Debug)]
 pub enum Lookup<V> {
-    /// A stored answer, younger than the maximum age.
-    Hit(V),
+    /// A stored answer, younger than the maximum age; with a ticket when it
+    /// is old enough to be refreshed (handed out once per entry).
+    Hit { value: V, refresh: Option<Ticket> },
     /// Nothing usable: ask license-svc, then [`Cache::store`] the answer
     /// with this ticket.
     Miss(Ticket),
@@ -69,6 +76,8 @@ pub struct Ticket {
 struct Entry<V> {
     stored_at: Instant,
     value: V,
+    /// A refresh ticket was handed out for it.
+    refreshing: bool,
 }
 
 #[derive(Debug)]
@@ -83,6 +92,8 @@ struct Inner<V> {
     shards: Box<[Mutex<Shard<V>>]>,
     capacity_per_shard: usize,
     max_age: Duration,
+    /// Age from which a hit offers a refresh.
+    refresh_after: Duration,
     hasher: RandomState,
     /// Whether every change is being heard of (the subscription is live and
     /// the cache was emptied when it became so).
@@ -106,8 +117,13 @@ impl<V> Clone for Cache<V> {
 
 impl<V: Clone> Cache<V> {
     /// A cache of at most about `capacity` entries, each kept at most
-    /// `max_age`. It bypasses itself until [`Cache::trust`] is called.
+    /// `max_age` and refreshed from half of it. It bypasses itself until
+    /// [`Cache::trust`] is called.
     pub fn new(capacity: usize, max_age: Duration) -> Self {
+        Self::with_refresh_after(capacity, max_age, max_age / 2)
+    }
+
+    fn with_refresh_after(capacity: usize, max_age: Duration, refresh_after: Duration) -> Self {
         let capacity_per_shard = capacity.div_ceil(SHARDS).max(1);
         let shards = (0..SHARDS)
             .map(|_| {
@@ -122,6 +138,7 @@ impl<V: Clone> Cache<V> {
                 shards,
                 capacity_per_shard,
                 max_age,
+                refresh_after,
                 hasher: RandomState::new(),
                 trusted: AtomicBool::new(false),
             }),
@@ -145,8 +162,22 @@ impl<V: Clone> Cache<V> {
         }
         let shard_index = self.shard_of(key);
         let mut shard = self.lock(shard_index);
-        match shard.entries.get(key) {
-            Some(entry) if entry.stored_at.elapsed() < self.inner.max_age => return Lookup::Hit(entry.value.clone()),
+        let generation = shard.generation;
+        match shard.entries.get_mut(key) {
+            Some(entry) if entry.stored_at.elapsed() < self.inner.max_age => {
+                let refresh = (!entry.refreshing && entry.stored_at.elapsed() >= self.inner.refresh_after).then(|| {
+                    entry.refreshing = true;
+                    Ticket {
+                        key: key.to_owned(),
+                        shard: shard_index,
+                        generation,
+                    }
+                });
+                return Lookup::Hit {
+                    value: entry.value.clone(),
+                    refresh,
+                };
+            }
             Some(_) => {
                 shard.entries.remove(key);
             }
@@ -178,6 +209,7 @@ impl<V: Clone> Cache<V> {
             Entry {
                 stored_at: Instant::now(),
                 value,
+                refreshing: false,
             },
         );
         true
@@ -250,6 +282,12 @@ mod tests {
         cache
     }
 
+    fn refreshing_at_once() -> Cache<u32> {
+        let cache = Cache::with_refresh_after(100, Duration::from_secs(60), Duration::ZERO);
+        cache.trust();
+        cache
+    }
+
     fn miss(cache: &Cache<u32>, key: &str) -> super::Ticket {
         match cache.lookup(key) {
             Lookup::Miss(ticket) => ticket,
@@ -262,7 +300,13 @@ mod tests {
         let cache = trusted(100);
         let ticket = miss(&cache, KEY);
         assert!(cache.store(ticket, 7));
-        assert!(matches!(cache.lookup(KEY), Lookup::Hit(7)));
+        assert!(matches!(
+            cache.lookup(KEY),
+            Lookup::Hit {
+                value: 7,
+                refresh: None
+            }
+        ));
         cache.forget(KEY);
         miss(&cache, KEY);
     }
@@ -297,6 +341,54 @@ mod tests {
         );
         cache.trust();
         assert!(cache.is_empty());
+        miss(&cache, KEY);
+    }
+
+    #[test]
+    fn an_entry_past_its_refresh_age_is_refreshed_once_and_used_meanwhile() {
+        let cache = refreshing_at_once();
+        let ticket = miss(&cache, KEY);
+        assert!(cache.store(ticket, 7));
+        let Lookup::Hit {
+            value: 7,
+            refresh: Some(ticket),
+        } = cache.lookup(KEY)
+        else {
+            panic!("no refresh offered");
+        };
+        assert!(
+            matches!(
+                cache.lookup(KEY),
+                Lookup::Hit {
+                    value: 7,
+                    refresh: None
+                }
+            ),
+            "one refresh at a time"
+        );
+        assert!(cache.store(ticket, 8));
+        assert!(matches!(
+            cache.lookup(KEY),
+            Lookup::Hit {
+                value: 8,
+                refresh: Some(_)
+            }
+        ));
+    }
+
+    #[test]
+    fn a_refresh_that_raced_a_change_is_not_stored() {
+        let cache = refreshing_at_once();
+        let ticket = miss(&cache, KEY);
+        assert!(cache.store(ticket, 7));
+        let Lookup::Hit {
+            refresh: Some(ticket), ..
+        } = cache.lookup(KEY)
+        else {
+            panic!("no refresh offered");
+        };
+        cache.forget(KEY);
+        assert!(!cache.store(ticket, 8));
         miss(&cache, KEY);
     }
 

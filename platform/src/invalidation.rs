@@ -23,6 +23,9 @@ use crate::{config::Secret, kv::Kv, shutdown::Shutdown};
 const PING_EVERY: Duration = Duration::from_secs(1);
 /// How long connecting and subscribing may take before it counts as failed.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long an announcement may take: the change it follows has committed
+/// and its caller is waiting, so an unreachable Redis must not hold it up.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(1);
 const RETRY_MIN: Duration = Duration::from_millis(100);
 const RETRY_MAX: Duration = Duration::from_secs(2);
 
@@ -59,14 +62,20 @@ impl Publisher {
     /// listeners bound how long they trust what they hold.
     pub async fn changed(&self, item: &str) {
         let mut connection = self.connection.clone();
-        let published: Result<i64, _> = redis::cmd("PUBLISH")
-            .arg(&*self.channel)
-            .arg(item)
-            .query_async(&mut connection)
-            .await;
-        if let Err(err) = published {
-            tracing::warn!(error = %err, channel = %self.channel, "could not announce a change; caches keep it until their entries age out");
-        }
+        let mut command = redis::cmd("PUBLISH");
+        command.arg(&*self.channel).arg(item);
+        let publish = command.query_async::<i64>(&mut connection);
+        let error = match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
+            Ok(Ok(_)) => return,
+            Ok(Err(err)) => err.to_string(),
+            Err(_) => format!("no answer in {PUBLISH_TIMEOUT:?}"),
+        };
+        tracing::warn!(
+            error,
+            channel = %self.channel,
+            item,
+            "could not announce a change; caches elsewhere may answer from before it until their entries age out"
+        );
     }
 }
 

@@ -140,17 +140,21 @@ pub fn inject_trace_context(mut request: tonic::Request<()>) -> Result<tonic::Re
 /// The server span of one incoming request (gRPC or HTTP), continuing the
 /// caller's trace when the request carries a `traceparent` header.
 pub fn server_span<B>(request: &http::Request<B>) -> Span {
-    let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
-        propagator.extract(&HeaderExtractor(request.headers()))
-    });
-    let request_id = request
-        .headers()
+    server_span_of(request.method(), request.uri().path(), request.headers())
+}
+
+/// [`server_span`] from the parts of a request, for a handler that opens
+/// its span itself.
+pub fn server_span_of(method: &http::Method, path: &str, headers: &http::HeaderMap) -> Span {
+    let parent =
+        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
+    let request_id = headers
         .get("x-request-id")
         .and_then(|value| value.to_str().ok())
         .unwrap_or("");
     let span = tracing::info_span!(
         "request",
-        otel.name = %format!("{} {}", request.method(), request.uri().path()),
+        otel.name = %format!("{method} {path}"),
         otel.kind = "server",
         request_id = %request_id,
     );

@@ -11,13 +11,14 @@ use std::{borrow::Cow, collections::BTreeMap, net::SocketAddr, sync::Arc};
 use axum::{
     Json,
     extract::{ConnectInfo, Path, Query, State},
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode},
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
 use platform::{error::Refusal, license_key};
 use proto::license::v1 as pb;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -25,8 +26,11 @@ use crate::{
     AppState,
     extract::{Authenticated, Body, OptionalBody, RequestId},
     problem::Problem,
-    validation_cache::{Cache, Lookup},
+    validation_cache::{Cache, Lookup, Ticket},
 };
+
+/// The public validation route (also named in its `utoipa::path`).
+pub const VALIDATE_PATH: &str = "/api/keys/validate";
 
 /// RFC 9211: how a cache along the way handled the request.
 const CACHE_STATUS: HeaderName = HeaderName::from_static("cache-status");
@@ -645,13 +649,19 @@ impl Answer {
     }
 }
 
-/// Asks license-svc. An unknown key is an answer too; any other refusal or
-/// failure is not, and is never remembered.
-async fn ask(state: &AppState, request_id: &str, key: &license_key::LicenseKey) -> Result<Answer, Problem> {
+/// Asks license-svc, within `span`. An unknown key is an answer too; any
+/// other refusal or failure is not, and is never remembered.
+async fn ask(
+    state: &AppState,
+    request_id: &str,
+    span: tracing::Span,
+    key: &license_key::LicenseKey,
+) -> Result<Answer, Problem> {
     let request = state
         .calls
         .anonymous(request_id, pb::ValidateKeyRequest { key: key.to_string() });
-    match state.license.clone().validate_key(request).await {
+    let answer = state.license.clone().validate_key(request).instrument(span).await;
+    match answer {
         Ok(answer) => Ok(Answer::Found(Arc::new(answer.into_inner().into()))),
         Err(status)
             if status.code() == tonic::Code::NotFound
@@ -671,9 +681,11 @@ async fn ask(state: &AppState, request_id: &str, key: &license_key::LicenseKey) 
 /// other.
 #[utoipa::path(post, path = "/api/keys/validate", tag = "keys", request_body = KeyToValidate,
     responses(
-        (status = 200, description = "The key exists: whether it is valid now", body = ValidationData),
+        (status = 200, description = "The key exists: whether it is valid now", body = ValidationData,
+            headers(("cache-status" = String, description = "RFC 9211: `gateway; hit` when answered from the gateway's memory"))),
         (status = 400, description = "A malformed key", body = Problem, content_type = DENIED),
-        (status = 404, description = "License key not found", body = Problem, content_type = DENIED),
+        (status = 404, description = "License key not found", body = Problem, content_type = DENIED,
+            headers(("cache-status" = String, description = "RFC 9211: `gateway; hit` when answered from the gateway's memory"))),
         (status = 429, description = "Too many validations from this client; see `Retry-After`", body = Problem, content_type = DENIED),
     ))]
 async fn validate_key(
@@ -693,17 +705,54 @@ async fn validate_key(
     // reaches the cache.
     let key = license_key::LicenseKey::parse(&body.key)
         .map_err(|message| Problem::from(tonic::Status::from(Refusal::invalid_field("key", message))))?;
+    // The route has no span of its own (see `request_span`): a call to
+    // license-svc gets one, continuing the caller's trace.
+    let span = || platform::telemetry::server_span_of(&Method::POST, VALIDATE_PATH, &headers);
     let Some(cache) = &state.validations else {
-        return Ok(ask(&state, &request_id, &key).await?.respond(state.clock.now(), None));
+        return Ok(ask(&state, &request_id, span(), &key)
+            .await?
+            .respond(state.clock.now(), None));
     };
     let (answer, cache_status) = match cache.lookup(key.as_str()) {
-        Lookup::Hit(answer) => (answer, CACHE_HIT),
+        Lookup::Hit { value, refresh } => {
+            if let Some(ticket) = refresh {
+                refresh_in_background(&state, cache, request_id, key, ticket);
+            }
+            (value, CACHE_HIT)
+        }
         Lookup::Miss(ticket) => {
-            let answer = ask(&state, &request_id, &key).await?;
+            let answer = ask(&state, &request_id, span(), &key).await?;
             let stored = cache.store(ticket, answer.clone());
             (answer, if stored { CACHE_MISS_STORED } else { CACHE_MISS })
         }
-        Lookup::Bypass => (ask(&state, &request_id, &key).await?, CACHE_BYPASS),
+        Lookup::Bypass => (ask(&state, &request_id, span(), &key).await?, CACHE_BYPASS),
     };
     Ok(answer.respond(state.clock.now(), Some(cache_status)))
+}
+
+/// Asks license-svc again about a cached key past its refresh age, without
+/// making the request that noticed wait. Background work: no trace.
+fn refresh_in_background(
+    state: &AppState,
+    cache: &ValidationCache,
+    request_id: String,
+    key: license_key::LicenseKey,
+    ticket: Ticket,
+) {
+    let state = state.clone();
+    let cache = cache.clone();
+    tokio::spawn(async move {
+        // A failure leaves the entry to age out; the next miss asks again.
+        if let Ok(answer) = ask(&state, &request_id, tracing::Span::none(), &key).await {
+            cache.store(ticket, answer);
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_validation_route_is_where_its_span_exception_looks_for_it() {
+        assert!(crate::openapi().paths.paths.contains_key(super::VALIDATE_PATH));
+    }
 }

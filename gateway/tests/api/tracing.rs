@@ -1,9 +1,11 @@
-//! One REST request is one trace across the gateway and identity-svc.
+//! One REST request is one trace across the gateway and the services it
+//! calls; a key validation answered from the gateway's memory calls none
+//! and opens no span.
 
 use opentelemetry::trace::{SpanId, TraceId};
 use reqwest::StatusCode;
 
-use crate::helpers::{PASSWORD, spawn_mesh};
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, spawn_mesh};
 
 #[tokio::test]
 async fn a_request_through_the_gateway_is_one_trace_in_both_processes() {
@@ -96,4 +98,66 @@ async fn an_emailed_link_is_sent_in_the_trace_of_the_request_that_asked_for_it()
             "no {expected_name:?} in {names:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_validation_that_calls_license_svc_is_one_trace_and_a_cached_one_opens_no_span() {
+    let mesh = spawn_mesh().await;
+    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let created = mesh
+        .post(
+            "/api/keys",
+            Some(&admin),
+            serde_json::json!({ "email": "customer@example.com", "keyType": "production" }),
+        )
+        .await;
+    let key = created.json::<serde_json::Value>().await.unwrap()["data"]["key"].clone();
+    let collector = platform::testing::spans();
+    let validate = |trace_id: &'static str| {
+        mesh.http
+            .post(mesh.url("/api/keys/validate"))
+            .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+            .json(&serde_json::json!({ "key": key }))
+            .send()
+    };
+    let cache_status = |response: &reqwest::Response| response.headers()["cache-status"].to_str().unwrap().to_owned();
+    let in_trace = |trace_id: &str| {
+        let expected = TraceId::from_hex(trace_id).unwrap();
+        collector
+            .spans()
+            .into_iter()
+            .filter(move |span| span.span_context.trace_id() == expected)
+    };
+
+    let missed = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let response = validate(missed).await.unwrap();
+    assert!(cache_status(&response).starts_with("gateway; fwd=miss"));
+    let license_span = "POST /reactivation.license.v1.LicenseService/ValidateKey";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !in_trace(missed).any(|span| span.name == license_span) {
+        assert!(std::time::Instant::now() < deadline, "no license-svc span in the trace");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let spans: Vec<_> = in_trace(missed).collect();
+    let gateway = spans
+        .iter()
+        .find(|span| span.name == "POST /api/keys/validate")
+        .expect("a gateway span in the caller's trace");
+    assert_eq!(gateway.parent_span_id, SpanId::from_hex("00f067aa0ba902b7").unwrap());
+    let license = spans.iter().find(|span| span.name == license_span).unwrap();
+    assert_eq!(license.parent_span_id, gateway.span_context.span_id());
+
+    // The answer may not have been kept if the key's creation was announced
+    // meanwhile: ask until it is.
+    let untraced = || mesh.post("/api/keys/validate", None, serde_json::json!({ "key": key }));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while cache_status(&untraced().await) != "gateway; hit" {
+        assert!(std::time::Instant::now() < deadline, "never answered from the cache");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let hit = "6bf92f3577b34da6a3ce929d0e0e4736";
+    let response = validate(hit).await.unwrap();
+    assert_eq!(cache_status(&response), "gateway; hit");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    assert_eq!(in_trace(hit).count(), 0, "an answer from memory costs no span");
 }
