@@ -176,7 +176,8 @@ pub async fn mark_sent(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE messages SET state = 'sent', attempts = $2, sent_at = $3, updated_at = $3, \
-         next_attempt_at = NULL, text_body = NULL, html_body = NULL, variables = NULL WHERE id = $1",
+         next_attempt_at = NULL, text_body = NULL, html_body = NULL, variables = NULL, \
+         recipient = CASE WHEN template = 'account_erased' THEN '[erased]' ELSE recipient END WHERE id = $1",
     )
     .bind(id)
     .bind(attempts)
@@ -221,7 +222,8 @@ pub async fn mark_failed(
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE messages SET state = 'failed', attempts = $2, last_error = $3, updated_at = $4, \
-         next_attempt_at = NULL, text_body = NULL, html_body = NULL, variables = NULL WHERE id = $1",
+         next_attempt_at = NULL, text_body = NULL, html_body = NULL, variables = NULL, \
+         recipient = CASE WHEN template = 'account_erased' THEN '[erased]' ELSE recipient END WHERE id = $1",
     )
     .bind(id)
     .bind(attempts)
