@@ -408,6 +408,18 @@ impl StripeDouble {
         self.inner.state().requests.clone()
     }
 
+    /// The `cancel_at_period_end` of every update subscription `id` received, in order.
+    pub fn cancel_at_period_end_updates(&self, id: &str) -> Vec<String> {
+        let path = format!("/v1/subscriptions/{id}");
+        self.inner
+            .state()
+            .requests
+            .iter()
+            .filter(|request| request.method == "POST" && request.path == path)
+            .filter_map(|request| request.field("cancel_at_period_end").map(str::to_owned))
+            .collect()
+    }
+
     /// The next `method` request under `path_prefix` answers `status` with a
     /// Stripe error body, and changes nothing.
     pub fn fail_next(&self, method: &str, path_prefix: &str, status: u16) {

@@ -43,12 +43,12 @@ async fn closing_an_account_cancels_without_renewal_and_suspends_once() {
     let (customer, stripe_id) = app.subscriber().await;
     let closed = app.close_account(&customer, "deactivated:7").await.unwrap();
     assert_eq!(closed.status(), pb::SubscriptionStatus::Cancelled);
-    assert_eq!(app.cancel_at_period_end_updates(&stripe_id), ["true"]);
+    assert_eq!(app.stripe.cancel_at_period_end_updates(&stripe_id), ["true"]);
 
     // The same closure delivered again changes nothing.
     let again = app.close_account(&customer, "deactivated:7").await.unwrap();
     assert_eq!(again.status(), pb::SubscriptionStatus::Cancelled);
-    assert_eq!(app.cancel_at_period_end_updates(&stripe_id), ["true"]);
+    assert_eq!(app.stripe.cancel_at_period_end_updates(&stripe_id), ["true"]);
     assert_eq!(app.events("cancelled").await, 1);
     let owed: Vec<String> = app.access_owed().await.into_iter().map(|(_, access)| access).collect();
     assert_eq!(owed, ["active", "suspended"]);

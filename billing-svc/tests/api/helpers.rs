@@ -255,16 +255,6 @@ impl TestApp {
         .await
         .unwrap()
     }
-
-    /// `cancel_at_period_end` of every update the double received for `subscription`.
-    pub fn cancel_at_period_end_updates(&self, subscription: &str) -> Vec<String> {
-        self.stripe
-            .requests()
-            .iter()
-            .filter(|request| request.method == "POST" && request.path == format!("/v1/subscriptions/{subscription}"))
-            .filter_map(|request| request.field("cancel_at_period_end").map(str::to_owned))
-            .collect()
-    }
 }
 
 /// The end of the paid period a subscription shows.

@@ -29,7 +29,7 @@ async fn cancel_then_reactivate_keeps_the_billing_date_and_tells_stripe() {
         pb::SubscriptionStatus::Active
     );
 
-    assert_eq!(app.cancel_at_period_end_updates(&stripe_id), ["true", "false"]);
+    assert_eq!(app.stripe.cancel_at_period_end_updates(&stripe_id), ["true", "false"]);
     let stripe = app.stripe.subscription(&stripe_id).unwrap();
     assert_eq!(stripe["cancel_at_period_end"], false);
     let keys: Vec<_> = app
@@ -56,7 +56,7 @@ async fn cancel_and_reactivate_can_repeat() {
         pb::SubscriptionStatus::Active
     );
     assert_eq!(
-        app.cancel_at_period_end_updates(&stripe_id),
+        app.stripe.cancel_at_period_end_updates(&stripe_id),
         ["true", "false", "true", "false"]
     );
     assert_eq!(app.events("cancelled").await, 2);

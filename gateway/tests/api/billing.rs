@@ -23,15 +23,6 @@ fn date(body: &Value) -> DateTime<Utc> {
     body["next_billing_date"].as_str().unwrap().parse().unwrap()
 }
 
-fn cancel_at_period_end_updates(mesh: &TestMesh, subscription: &str) -> Vec<String> {
-    mesh.stripe
-        .requests()
-        .iter()
-        .filter(|request| request.method == "POST" && request.path == format!("/v1/subscriptions/{subscription}"))
-        .filter_map(|request| request.field("cancel_at_period_end").map(str::to_owned))
-        .collect()
-}
-
 #[tokio::test]
 async fn seed_003_checklist() {
     let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
@@ -75,7 +66,7 @@ async fn seed_003_checklist() {
         assert_eq!(date(&reactivated), renews);
     }
     assert_eq!(
-        cancel_at_period_end_updates(&mesh, &stripe_id),
+        mesh.stripe.cancel_at_period_end_updates(&stripe_id),
         ["true", "false", "true", "false"]
     );
 

@@ -278,6 +278,13 @@ impl<C> Restartable<C> {
     }
 }
 
+/// A registered, logged-in customer and the license key they hold.
+pub struct Customer {
+    pub id: String,
+    pub token: String,
+    pub key: String,
+}
+
 /// A service of the mesh, whose database a test reads as an operator would.
 #[derive(Clone, Copy, Debug)]
 pub enum Service {
@@ -418,6 +425,31 @@ impl TestMesh {
             .await
             .expect("paid")
             .subscription_id
+    }
+
+    /// A registered, logged-in customer holding a trial key support created
+    /// for them (buying a plan changes the keys a customer holds).
+    pub async fn customer_with_trial_key(&self, email: &str) -> Customer {
+        let user = self.register(email).await;
+        let id = user["id"].as_str().unwrap().to_owned();
+        let token = self.token(email, PASSWORD).await;
+        let admin = self.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let body = json!({ "email": email, "keyType": "trial", "ownerUserId": id });
+        let created = self.post("/api/keys", Some(&admin), body).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let key = created.json::<Value>().await.unwrap()["data"]["key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        Customer { id, token, key }
+    }
+
+    /// A license key as support sees it.
+    pub async fn key(&self, key: &str) -> Value {
+        let admin = self.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        let response = self.get(&format!("/api/keys/{key}"), Some(&admin)).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json::<Value>().await.unwrap()["data"].clone()
     }
 
     pub async fn register(&self, email: &str) -> Value {

@@ -21,24 +21,14 @@ async fn a_customer_leaves_comes_back_pays_again_and_is_forgotten() {
     // Every service on the real clock, so their events interleave truly.
     let mesh = spawn_mesh_at(Clock::system()).await;
     let email = "journey@example.com";
-    let user = mesh.register(email).await;
-    let id = user["id"].as_str().unwrap().to_owned();
-    let token = mesh.token(email, PASSWORD).await;
-    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     // Support gave them a trial key when they signed up.
-    let created = mesh
-        .post(
-            "/api/keys",
-            Some(&admin),
-            json!({ "email": email, "keyType": "trial", "ownerUserId": id }),
-        )
-        .await;
-    let key = ok(created).await["data"]["key"].as_str().unwrap().to_owned();
-    let key_path = format!("/api/keys/{key}");
+    let customer = mesh.customer_with_trial_key(email).await;
+    let (id, token) = (customer.id.clone(), customer.token.clone());
+    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let key_is = |status: &'static str| {
-        let (mesh, admin, key_path) = (&mesh, &admin, &key_path);
+        let (mesh, key) = (&mesh, &customer.key);
         async move {
-            let key = mesh.get(key_path, Some(admin)).await.json::<Value>().await.unwrap()["data"].clone();
+            let key = mesh.key(key).await;
             key["status"] == status && key["expiresAt"].is_null()
         }
     };

@@ -7,74 +7,29 @@ use platform::clock::Clock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, PASSWORD, Service, TestMesh, eventually, spawn_mesh_at};
-
-/// A registered, logged-in customer holding a trial key support created for them.
-struct Customer {
-    id: String,
-    token: String,
-    key: String,
-}
-
-async fn customer_with_trial_key(mesh: &TestMesh, email: &str) -> Customer {
-    let user = mesh.register(email).await;
-    let id = user["id"].as_str().unwrap().to_owned();
-    let token = mesh.token(email, PASSWORD).await;
-    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let created = mesh
-        .post(
-            "/api/keys",
-            Some(&admin),
-            json!({ "email": email, "keyType": "trial", "ownerUserId": id }),
-        )
-        .await;
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let key = created.json::<Value>().await.unwrap()["data"]["key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    Customer { id, token, key }
-}
-
-/// The key as support sees it.
-async fn key(mesh: &TestMesh, key: &str) -> Value {
-    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let response = mesh.get(&format!("/api/keys/{key}"), Some(&admin)).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json::<Value>().await.unwrap()["data"].clone()
-}
+use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Customer, PASSWORD, Service, TestMesh, eventually, spawn_mesh_at};
 
 async fn key_becomes(mesh: &TestMesh, customer: &Customer, status: &str) -> Value {
     eventually(&format!("key {} becomes {status}", customer.key), || async {
-        key(mesh, &customer.key).await["status"] == status
+        mesh.key(&customer.key).await["status"] == status
     })
     .await;
-    key(mesh, &customer.key).await
-}
-
-/// `cancel_at_period_end` of every update Stripe received for `subscription`.
-fn cancel_updates(mesh: &TestMesh, subscription: &str) -> Vec<String> {
-    mesh.stripe
-        .requests()
-        .iter()
-        .filter(|request| request.method == "POST" && request.path == format!("/v1/subscriptions/{subscription}"))
-        .filter_map(|request| request.field("cancel_at_period_end").map(str::to_owned))
-        .collect()
+    mesh.key(&customer.key).await
 }
 
 #[tokio::test]
 async fn access_follows_money() {
     let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
-    let customer = customer_with_trial_key(&mesh, "paying@example.com").await;
-    assert_eq!(key(&mesh, &customer.key).await["isTrial"], true);
+    let customer = mesh.customer_with_trial_key("paying@example.com").await;
+    assert_eq!(mesh.key(&customer.key).await["isTrial"], true);
 
     let subscription = mesh.subscribe(&customer.token, "builder", "monthly").await;
     let subscribed = key_becomes(&mesh, &customer, "ACTIVE").await;
     eventually("the trial is converted", || async {
-        key(&mesh, &customer.key).await["isTrial"] == false
+        mesh.key(&customer.key).await["isTrial"] == false
     })
     .await;
-    let subscribed_key = key(&mesh, &customer.key).await;
+    let subscribed_key = mesh.key(&customer.key).await;
     assert_eq!(subscribed_key["keyType"], "production");
     assert_eq!(subscribed_key["expiresAt"], Value::Null, "{subscribed}");
 
@@ -92,7 +47,7 @@ async fn access_follows_money() {
 async fn cancelling_the_account_cancels_the_subscription_and_disables_keys_until_a_new_plan() {
     let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
     let email = "leaving@example.com";
-    let customer = customer_with_trial_key(&mesh, email).await;
+    let customer = mesh.customer_with_trial_key(email).await;
     let subscription = mesh.subscribe(&customer.token, "builder", "monthly").await;
     key_becomes(&mesh, &customer, "ACTIVE").await;
 
@@ -112,7 +67,7 @@ async fn cancelling_the_account_cancels_the_subscription_and_disables_keys_until
 
     key_becomes(&mesh, &customer, "DISABLED").await;
     eventually("Stripe stops the renewal", || async {
-        cancel_updates(&mesh, &subscription) == ["true"]
+        mesh.stripe.cancel_at_period_end_updates(&subscription) == ["true"]
     })
     .await;
 
@@ -134,7 +89,7 @@ async fn cancelling_the_account_cancels_the_subscription_and_disables_keys_until
         .await
         .unwrap();
     assert_eq!(shown["subscription_status"], "cancelled");
-    assert_eq!(key(&mesh, &customer.key).await["status"], "DISABLED");
+    assert_eq!(mesh.key(&customer.key).await["status"], "DISABLED");
     let pricing = mesh
         .get("/api/pricing", Some(&token))
         .await
@@ -160,7 +115,7 @@ async fn cancelling_the_account_cancels_the_subscription_and_disables_keys_until
 #[tokio::test]
 async fn an_account_closed_while_billing_is_down_is_cancelled_once_it_is_back() {
     let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
-    let customer = customer_with_trial_key(&mesh, "outage@example.com").await;
+    let customer = mesh.customer_with_trial_key("outage@example.com").await;
     let subscription = mesh.subscribe(&customer.token, "grower", "annual").await;
     key_becomes(&mesh, &customer, "ACTIVE").await;
 
@@ -169,25 +124,25 @@ async fn an_account_closed_while_billing_is_down_is_cancelled_once_it_is_back() 
     assert_eq!(cancelled.status(), StatusCode::OK, "identity does not wait for billing");
     // Nothing can reach billing or Stripe meanwhile.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert!(cancel_updates(&mesh, &subscription).is_empty());
-    assert_eq!(key(&mesh, &customer.key).await["status"], "ACTIVE");
+    assert!(mesh.stripe.cancel_at_period_end_updates(&subscription).is_empty());
+    assert_eq!(mesh.key(&customer.key).await["status"], "ACTIVE");
 
     mesh.start_billing().await;
     key_becomes(&mesh, &customer, "DISABLED").await;
     eventually("the renewal is stopped", || async {
-        !cancel_updates(&mesh, &subscription).is_empty()
+        !mesh.stripe.cancel_at_period_end_updates(&subscription).is_empty()
     })
     .await;
     // Retries of the closure do not cancel twice.
     tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-    assert_eq!(cancel_updates(&mesh, &subscription), ["true"]);
+    assert_eq!(mesh.stripe.cancel_at_period_end_updates(&subscription), ["true"]);
 }
 
 #[tokio::test]
 async fn erasure_forgets_the_customer_in_every_service() {
     let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
     let email = "forget.me@example.com";
-    let customer = customer_with_trial_key(&mesh, email).await;
+    let customer = mesh.customer_with_trial_key(email).await;
     let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let emailed = mesh
         .post(&format!("/api/keys/{}/email", customer.key), Some(&admin), json!({}))
@@ -291,7 +246,7 @@ async fn erasure_forgets_the_customer_in_every_service() {
 #[tokio::test]
 async fn a_payment_failure_while_license_svc_is_down_reaches_the_keys_once_it_is_back() {
     let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
-    let customer = customer_with_trial_key(&mesh, "later@example.com").await;
+    let customer = mesh.customer_with_trial_key("later@example.com").await;
     let subscription = mesh.subscribe(&customer.token, "builder", "annual").await;
     key_becomes(&mesh, &customer, "ACTIVE").await;
 
