@@ -77,13 +77,7 @@ impl Deliver for Effects {
                 };
                 let mut request = tonic::Request::new(message);
                 self.internal.attach(&mut request);
-                match self.license.clone().set_customer_access(request).await {
-                    Ok(_) => Ok(()),
-                    Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                        Err(Rejected(status.message().to_owned()).into())
-                    }
-                    Err(status) => Err(status.into()),
-                }
+                outbox::delivered(self.license.clone().set_customer_access(request).await)
             }
             other => anyhow::bail!("billing-svc has no delivery for outbox topic {other}"),
         }

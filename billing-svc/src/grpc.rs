@@ -231,8 +231,9 @@ impl pb::billing_service_server::BillingService for BillingService {
         &self,
         request: Request<pb::CloseAccountRequest>,
     ) -> Result<Response<pb::CloseAccountResponse>, Status> {
-        let principal = self.authenticator.authenticate_principal(request.metadata()).await?;
-        principal.require_service_or_admin().map_err(Error::from)?;
+        self.authenticator
+            .authenticate_service_or_admin(request.metadata())
+            .await?;
         let body = request.into_inner();
         let user_id =
             Uuid::parse_str(body.user_id.trim()).map_err(|_| Error::invalid("user_id", "user_id must be a UUID"))?;
@@ -251,8 +252,9 @@ impl pb::billing_service_server::BillingService for BillingService {
         &self,
         request: Request<pb::EraseCustomerRequest>,
     ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
-        let principal = self.authenticator.authenticate_principal(request.metadata()).await?;
-        principal.require_service_or_admin().map_err(Error::from)?;
+        self.authenticator
+            .authenticate_service_or_admin(request.metadata())
+            .await?;
         let user_id = Uuid::parse_str(request.get_ref().user_id.trim())
             .map_err(|_| Error::invalid("user_id", "user_id must be a UUID"))?;
         let erased = self.billing.erase_customer(user_id).await?;

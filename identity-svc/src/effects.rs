@@ -88,18 +88,6 @@ pub struct Effects {
     pub internal: InternalToken,
 }
 
-/// A call's outcome as the relay wants it: a malformed request is rejected
-/// for good, anything else is tried again later.
-fn delivered<T>(result: Result<T, tonic::Status>) -> anyhow::Result<()> {
-    match result {
-        Ok(_) => Ok(()),
-        Err(status) if status.code() == tonic::Code::InvalidArgument => {
-            Err(Rejected(status.message().to_owned()).into())
-        }
-        Err(status) => Err(status.into()),
-    }
-}
-
 impl Effects {
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
@@ -120,7 +108,7 @@ impl Deliver for Effects {
                     reason: closed.reason.unwrap_or_default(),
                     idempotency_key: entry.idempotency_key.clone(),
                 });
-                delivered(self.billing.clone().close_account(request).await)
+                outbox::delivered(self.billing.clone().close_account(request).await)
             }
             ERASE_BILLING_TOPIC | ERASE_LICENSE_TOPIC | ERASE_NOTIFY_TOPIC => {
                 let erased: Erased = serde_json::from_value(entry.payload.clone())
@@ -129,21 +117,21 @@ impl Deliver for Effects {
                 match entry.topic.as_str() {
                     ERASE_BILLING_TOPIC => {
                         let request = self.request(billing::EraseCustomerRequest { user_id });
-                        delivered(self.billing.clone().erase_customer(request).await)
+                        outbox::delivered(self.billing.clone().erase_customer(request).await)
                     }
                     ERASE_LICENSE_TOPIC => {
                         let request = self.request(license::EraseCustomerRequest {
                             user_id,
                             email: erased.email,
                         });
-                        delivered(self.license.clone().erase_customer(request).await)
+                        outbox::delivered(self.license.clone().erase_customer(request).await)
                     }
                     _ => {
                         let request = self.request(notify::EraseRecipientRequest {
                             recipient: erased.email,
                             keep_idempotency_key: erased.keep,
                         });
-                        delivered(self.notify.clone().erase_recipient(request).await)
+                        outbox::delivered(self.notify.clone().erase_recipient(request).await)
                     }
                 }
             }

@@ -301,6 +301,16 @@ impl Authenticator {
     }
 
     /// A service of the mesh (valid internal token) or an authenticated user.
+    /// The caller, who must be a service of the mesh or an admin.
+    pub async fn authenticate_service_or_admin(
+        &self,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<Principal, Status> {
+        let principal = self.authenticate_principal(metadata).await?;
+        principal.require_service_or_admin()?;
+        Ok(principal)
+    }
+
     pub async fn authenticate_principal(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Principal, Status> {
         if self
             .internal

@@ -15,7 +15,7 @@ use sqlx::PgConnection;
 use crate::{
     auth::InternalToken,
     client::TracedChannel,
-    outbox::{self, Entry, Rejected},
+    outbox::{self, Entry},
 };
 
 /// The outbox topic of owed emails.
@@ -66,12 +66,5 @@ pub async fn send(
         idempotency_key: entry.idempotency_key.clone(),
     });
     internal.attach(&mut request);
-    match notify.clone().enqueue(request).await {
-        Ok(_) => Ok(()),
-        // The message itself is wrong: sending it again cannot help.
-        Err(status) if status.code() == tonic::Code::InvalidArgument => {
-            Err(Rejected(status.message().to_owned()).into())
-        }
-        Err(status) => Err(status.into()),
-    }
+    outbox::delivered(notify.clone().enqueue(request).await)
 }

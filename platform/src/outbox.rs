@@ -85,6 +85,19 @@ pub trait Deliver: Send + Sync + 'static {
 #[error("rejected by the receiver: {0}")]
 pub struct Rejected(pub String);
 
+/// A receiver's answer as the relay wants it: INVALID_ARGUMENT means the
+/// entry itself is wrong ([`Rejected`], parked), anything else failed is
+/// tried again later.
+pub fn delivered<T>(answer: Result<T, tonic::Status>) -> anyhow::Result<()> {
+    match answer {
+        Ok(_) => Ok(()),
+        Err(status) if status.code() == tonic::Code::InvalidArgument => {
+            Err(Rejected(status.message().to_owned()).into())
+        }
+        Err(status) => Err(status.into()),
+    }
+}
+
 /// Wakes the relay right after a commit, so effects leave at once rather
 /// than at the next poll.
 #[derive(Clone, Debug, Default)]

@@ -6,7 +6,7 @@
 //! routes that change a key drop it from that cache. Bodies are camelCase,
 //! answers `{"data": …}`, as the seed shows them.
 
-use std::{borrow::Cow, collections::BTreeMap, net::SocketAddr, sync::Arc};
+use std::{borrow::Cow, collections::BTreeMap, future::Future, net::SocketAddr, sync::Arc};
 
 use axum::{
     Json,
@@ -15,7 +15,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use chrono::{DateTime, Utc};
-use platform::{error::Refusal, license_key};
+use platform::{auth::Caller, error::Refusal, license_key};
 use proto::license::v1 as pb;
 use serde::{Deserialize, Serialize};
 use tracing::Instrument as _;
@@ -24,6 +24,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     AppState,
+    downstream::LicenseClient,
     extract::{Authenticated, Body, OptionalBody, RequestId},
     problem::Problem,
     validation_cache::{Cache, Lookup, Ticket},
@@ -160,6 +161,27 @@ impl From<pb::LicenseKey> for KeyData {
 /// The gateway's own refusal of a non-admin, before any downstream call.
 fn denied(refusal: platform::error::Refusal) -> Problem {
     Problem::from(tonic::Status::from(refusal))
+}
+
+/// Makes one change to `key` at license-svc on the admin's behalf, then
+/// drops the key from this replica's validation cache — whatever the
+/// answer, since a call that failed on the way back may have committed.
+async fn change_key<M, Fut>(
+    state: &AppState,
+    caller: &Caller,
+    request_id: &str,
+    key: &str,
+    message: M,
+    call: impl FnOnce(LicenseClient, tonic::Request<M>) -> Fut,
+) -> Result<Json<KeyData>, Problem>
+where
+    Fut: Future<Output = Result<tonic::Response<pb::LicenseKey>, tonic::Status>>,
+{
+    caller.require_admin().map_err(denied)?;
+    let request = state.calls.on_behalf(caller, request_id, message);
+    let answer = call(state.license.clone(), request).await;
+    state.forget_validation(key);
+    Ok(Json(answer?.into_inner().into()))
 }
 
 const DENIED: &str = "application/problem+json";
@@ -331,7 +353,6 @@ async fn update_key(
     Path(key): Path<String>,
     OptionalBody(edit): OptionalBody<KeyEdit>,
 ) -> Result<Json<KeyData>, Problem> {
-    caller.require_admin().map_err(denied)?;
     let message = pb::UpdateKeyRequest {
         key: key.clone(),
         customer: edit.customer.map(customer_to_wire),
@@ -339,10 +360,15 @@ async fn update_key(
             flags: flags.into_iter().collect(),
         }),
     };
-    let request = state.calls.on_behalf(&caller, &request_id, message);
-    let answer = state.license.clone().update_key(request).await;
-    state.forget_validation(&key);
-    Ok(Json(answer?.into_inner().into()))
+    change_key(
+        &state,
+        &caller,
+        &request_id,
+        &key,
+        message,
+        |mut license, request| async move { license.update_key(request).await },
+    )
+    .await
 }
 
 /// Disable a key until it is reactivated (admin).
@@ -361,13 +387,16 @@ async fn disable_key(
     Authenticated(caller): Authenticated,
     Path(key): Path<String>,
 ) -> Result<Json<KeyData>, Problem> {
-    caller.require_admin().map_err(denied)?;
-    let request = state
-        .calls
-        .on_behalf(&caller, &request_id, pb::DisableKeyRequest { key: key.clone() });
-    let answer = state.license.clone().disable_key(request).await;
-    state.forget_validation(&key);
-    Ok(Json(answer?.into_inner().into()))
+    let message = pb::DisableKeyRequest { key: key.clone() };
+    change_key(
+        &state,
+        &caller,
+        &request_id,
+        &key,
+        message,
+        |mut license, request| async move { license.disable_key(request).await },
+    )
+    .await
 }
 
 /// Reactivate a disabled or expired key (admin): a trial runs 7 days from
@@ -387,13 +416,16 @@ async fn reactivate_key(
     Authenticated(caller): Authenticated,
     Path(key): Path<String>,
 ) -> Result<Json<KeyData>, Problem> {
-    caller.require_admin().map_err(denied)?;
-    let request = state
-        .calls
-        .on_behalf(&caller, &request_id, pb::ReactivateKeyRequest { key: key.clone() });
-    let answer = state.license.clone().reactivate_key(request).await;
-    state.forget_validation(&key);
-    Ok(Json(answer?.into_inner().into()))
+    let message = pb::ReactivateKeyRequest { key: key.clone() };
+    change_key(
+        &state,
+        &caller,
+        &request_id,
+        &key,
+        message,
+        |mut license, request| async move { license.reactivate_key(request).await },
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -420,15 +452,19 @@ async fn extend_key(
     Path(key): Path<String>,
     Body(extension): Body<Extension>,
 ) -> Result<Json<KeyData>, Problem> {
-    caller.require_admin().map_err(denied)?;
     let message = pb::ExtendKeyRequest {
         key: key.clone(),
         days: extension.days,
     };
-    let request = state.calls.on_behalf(&caller, &request_id, message);
-    let answer = state.license.clone().extend_key(request).await;
-    state.forget_validation(&key);
-    Ok(Json(answer?.into_inner().into()))
+    change_key(
+        &state,
+        &caller,
+        &request_id,
+        &key,
+        message,
+        |mut license, request| async move { license.extend_key(request).await },
+    )
+    .await
 }
 
 /// Close the deal: the trial becomes a production key, same key, no expiry (admin).
@@ -447,13 +483,16 @@ async fn close_deal(
     Authenticated(caller): Authenticated,
     Path(key): Path<String>,
 ) -> Result<Json<KeyData>, Problem> {
-    caller.require_admin().map_err(denied)?;
-    let request = state
-        .calls
-        .on_behalf(&caller, &request_id, pb::CloseDealRequest { key: key.clone() });
-    let answer = state.license.clone().close_deal(request).await;
-    state.forget_validation(&key);
-    Ok(Json(answer?.into_inner().into()))
+    let message = pb::CloseDealRequest { key: key.clone() };
+    change_key(
+        &state,
+        &caller,
+        &request_id,
+        &key,
+        message,
+        |mut license, request| async move { license.close_deal(request).await },
+    )
+    .await
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -309,8 +309,10 @@ impl pb::license_service_server::LicenseService for LicenseService {
         &self,
         request: Request<pb::SetCustomerAccessRequest>,
     ) -> Result<Response<pb::SetCustomerAccessResponse>, Status> {
-        let principal = self.authenticator.authenticate_principal(request.metadata()).await?;
-        principal.require_service_or_admin().map_err(Error::from)?;
+        let principal = self
+            .authenticator
+            .authenticate_service_or_admin(request.metadata())
+            .await?;
         let performed_by = match &principal {
             platform::auth::Principal::Service => SERVICE_ACTOR.to_owned(),
             platform::auth::Principal::User(caller) => caller.user_id.to_string(),
@@ -349,8 +351,9 @@ impl pb::license_service_server::LicenseService for LicenseService {
         &self,
         request: Request<pb::EraseCustomerRequest>,
     ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
-        let principal = self.authenticator.authenticate_principal(request.metadata()).await?;
-        principal.require_service_or_admin().map_err(Error::from)?;
+        self.authenticator
+            .authenticate_service_or_admin(request.metadata())
+            .await?;
         let body = request.into_inner();
         let user_id = optional_user_id(&body.user_id, "user_id")?;
         let email = match body.email.trim() {

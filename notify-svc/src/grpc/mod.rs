@@ -22,8 +22,9 @@ pub struct NotifyService {
 impl NotifyService {
     /// Only services of the mesh and admins may send or read messages.
     async fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
-        let principal = self.authenticator.authenticate_principal(request.metadata()).await?;
-        principal.require_service_or_admin().map_err(Error::from)?;
+        self.authenticator
+            .authenticate_service_or_admin(request.metadata())
+            .await?;
         Ok(())
     }
 }
