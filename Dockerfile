@@ -2,7 +2,8 @@
 #
 # One image per service, all from this file:
 #   docker build --target identity-svc -t registry.example.com/reactivation/identity-svc:TAG .
-#   (targets: identity-svc, license-svc, billing-svc, notify-svc, gateway)
+#   (targets: identity-svc, license-svc, billing-svc, notify-svc, gateway, and
+#   stripe-double: a local Stripe for the dev overlay, never for production)
 #
 # Dependencies compile once and stay cached across builds (BuildKit cache
 # mounts for the registry and the target directory); the runtime images are
@@ -15,13 +16,15 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin identity-svc --bin license-svc --bin billing-svc --bin notify-svc --bin gateway \
+    cargo build --release --locked --bin identity-svc --bin license-svc --bin billing-svc --bin notify-svc --bin gateway --bin stripe-double \
     && mkdir -p /out \
-    && cp target/release/identity-svc target/release/license-svc target/release/billing-svc target/release/notify-svc target/release/gateway /out/
+    && cp target/release/identity-svc target/release/license-svc target/release/billing-svc target/release/notify-svc target/release/gateway target/release/stripe-double /out/
 
 FROM gcr.io/distroless/cc-debian12:nonroot AS runtime
 USER 65532:65532
 ENV RUST_LOG=info LOG_FORMAT=json
+# Every image's admin port: Prometheus metrics at /metrics when ADMIN_ADDR is set.
+EXPOSE 9090
 
 FROM runtime AS identity-svc
 COPY --from=build /out/identity-svc /usr/local/bin/identity-svc
@@ -47,3 +50,8 @@ FROM runtime AS gateway
 COPY --from=build /out/gateway /usr/local/bin/gateway
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/gateway"]
+
+FROM runtime AS stripe-double
+COPY --from=build /out/stripe-double /usr/local/bin/stripe-double
+EXPOSE 12111
+ENTRYPOINT ["/usr/local/bin/stripe-double"]

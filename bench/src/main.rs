@@ -4,6 +4,7 @@
 //! ```text
 //! scripts/bench login [--seconds N] [--concurrency N]
 //! scripts/bench validate [--seconds N] [--concurrency N]
+//! scripts/abuse
 //! ```
 //!
 //! The services run as their real release binaries, in processes of their
@@ -20,7 +21,11 @@
 //! Postgres select-only transactions per second (pgbench, prepared, over
 //! TCP, on a scratch database it creates and drops). HTTP load comes from
 //! a lean generator on one thread, so the client is not what is measured.
+//!
+//! `abuse`: hostile traffic (see [`abuse`]); a figure per case, and a
+//! failure when the mesh answers wrongly. CI runs it.
 
+mod abuse;
 mod http_load;
 mod login;
 mod measure;
@@ -53,7 +58,7 @@ fn parse_options(args: &[String], defaults: Options) -> anyhow::Result<Options> 
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some((scenario, rest)) = args.split_first() else {
-        anyhow::bail!("usage: bench login|validate [--seconds N] [--concurrency N]");
+        anyhow::bail!("usage: bench login|validate|abuse [--seconds N] [--concurrency N]");
     };
     let defaults = match scenario.as_str() {
         "validate" => Options {
@@ -66,12 +71,13 @@ async fn main() -> anyhow::Result<()> {
         },
     };
     let options = parse_options(rest, defaults)?;
-    if cfg!(debug_assertions) {
+    if cfg!(debug_assertions) && scenario != "abuse" {
         eprintln!("warning: a debug build measures the compiler, not the mesh; use --release");
     }
     match scenario.as_str() {
+        "abuse" => abuse::run().await,
         "login" => login::run(Duration::from_secs(options.seconds), options.concurrency).await,
         "validate" => validate::run(Duration::from_secs(options.seconds), options.concurrency).await,
-        other => anyhow::bail!("unknown scenario {other}; try: login, validate"),
+        other => anyhow::bail!("unknown scenario {other}; try: login, validate, abuse"),
     }
 }

@@ -23,13 +23,17 @@ pub(crate) struct Process {
 }
 
 impl Process {
+    pub(crate) fn new(name: &'static str, child: Child) -> Self {
+        Self { name, child }
+    }
+
     /// Peak resident memory (`VmHWM`) in MiB.
     pub(crate) fn peak_rss_mib(&self) -> Option<f64> {
         crate::measure::peak_rss_mib_of(self.child.id()?)
     }
 
     /// SIGTERM, then wait for the graceful drain.
-    async fn stop(mut self) -> anyhow::Result<()> {
+    pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(pid) = self.child.id() {
             std::process::Command::new("kill")
                 .args(["-TERM", &pid.to_string()])
@@ -50,12 +54,12 @@ pub(crate) struct Mesh {
     _keys: TestKeySpace,
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// Where the release binaries are: beside this benchmark's own binary.
-fn binary(name: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn binary(name: &str) -> anyhow::Result<PathBuf> {
     let dir = std::env::current_exe()?
         .parent()
         .map(Path::to_path_buf)
@@ -69,14 +73,16 @@ fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-impl Mesh {
-    pub(crate) async fn start() -> anyhow::Result<Self> {
-        let database = TestDatabase::create(&identity_svc::MIGRATOR).await;
-        let keys = TestKeySpace::new();
-        let pair = KeyPair::generate();
-        let identity_port = free_port()?;
-        let gateway_port = free_port()?;
-        let common = [
+/// What every process of one benchmark mesh shares (one Redis key space,
+/// one token key pair, one internal token, one log setting), and how each
+/// is started: from its release binary, killed if the benchmark stops.
+pub(crate) struct Launcher {
+    common: Vec<(&'static str, String)>,
+}
+
+impl Launcher {
+    pub(crate) fn new(keys: &TestKeySpace, pair: &KeyPair, logging: &[(&'static str, &str)]) -> Self {
+        let mut common = vec![
             ("REDIS_URL", keys.url.expose().clone()),
             ("REDIS_KEY_PREFIX", keys.prefix.clone()),
             ("JWT_PUBLIC_KEY", pair.public_pem.clone()),
@@ -84,60 +90,100 @@ impl Mesh {
                 "INTERNAL_API_TOKEN",
                 InternalToken::generate().secret().expose().clone(),
             ),
-            ("RUST_LOG", "warn".to_owned()),
         ];
-        let identity = Command::new(binary("identity-svc")?)
-            .envs(common.clone())
-            .env("LISTEN_ADDR", format!("127.0.0.1:{identity_port}"))
-            .env("DATABASE_URL", database.url.expose())
-            .env("JWT_PRIVATE_KEY", pair.private_pem.expose())
+        common.extend(logging.iter().map(|(name, value)| (*name, (*value).to_owned())));
+        Self { common }
+    }
+
+    /// Starts the binary `program` as `name`, with `settings` on top of the
+    /// common ones.
+    pub(crate) fn spawn<'a>(
+        &self,
+        name: &'static str,
+        program: &str,
+        settings: impl IntoIterator<Item = (&'a str, String)>,
+    ) -> anyhow::Result<Process> {
+        let child = Command::new(binary(program)?)
+            .envs(self.common.iter().map(|(name, value)| (*name, value.as_str())))
+            .envs(settings)
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
-        let gateway = Command::new(binary("gateway")?)
-            .envs(common)
-            .env("LISTEN_ADDR", format!("127.0.0.1:{gateway_port}"))
-            .env("IDENTITY_URL", format!("http://127.0.0.1:{identity_port}"))
-            .env("DOWNSTREAM_TIMEOUT_MS", "30000")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
+        Ok(Process::new(name, child))
+    }
+}
+
+/// Polls `probe` until it holds; an error naming `what` after `within`.
+pub(crate) async fn ready<F, Fut>(what: &str, within: Duration, mut probe: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    while !probe().await {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what} did not become ready in {} s",
+            within.as_secs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// Whether a failed login through `gateway` answers 401: identity-svc is
+/// reached (a 503 would say it is not).
+pub(crate) async fn login_reaches_identity(http: &reqwest::Client, gateway: &str) -> bool {
+    http.post(format!("{gateway}/login"))
+        .json(&serde_json::json!({ "email": "probe@example.com", "password": "probe" }))
+        .send()
+        .await
+        .is_ok_and(|response| response.status() == reqwest::StatusCode::UNAUTHORIZED)
+}
+
+impl Mesh {
+    pub(crate) async fn start() -> anyhow::Result<Self> {
+        let database = TestDatabase::create(&identity_svc::MIGRATOR).await;
+        let keys = TestKeySpace::new();
+        let pair = KeyPair::generate();
+        let launcher = Launcher::new(&keys, &pair, &[("RUST_LOG", "warn")]);
+        let identity_port = free_port()?;
+        let gateway_port = free_port()?;
+        let identity = launcher.spawn(
+            "identity-svc",
+            "identity-svc",
+            [
+                ("LISTEN_ADDR", format!("127.0.0.1:{identity_port}")),
+                ("DATABASE_URL", database.url.expose().clone()),
+                ("JWT_PRIVATE_KEY", pair.private_pem.expose().clone()),
+                // Every login comes from this one address: its limit must not
+                // be what is measured.
+                ("LOGIN_MAX_PER_CLIENT_PER_MINUTE", "1000000000".to_owned()),
+            ],
+        )?;
+        let gateway = launcher.spawn(
+            "gateway",
+            "gateway",
+            [
+                ("LISTEN_ADDR", format!("127.0.0.1:{gateway_port}")),
+                ("IDENTITY_URL", format!("http://127.0.0.1:{identity_port}")),
+                ("DOWNSTREAM_TIMEOUT_MS", "30000".to_owned()),
+            ],
+        )?;
         let mesh = Self {
             gateway_url: format!("http://127.0.0.1:{gateway_port}"),
-            processes: vec![
-                Process {
-                    name: "identity-svc",
-                    child: identity,
-                },
-                Process {
-                    name: "gateway",
-                    child: gateway,
-                },
-            ],
+            processes: vec![identity, gateway],
             _database: database,
             _keys: keys,
         };
-        mesh.wait_until_ready().await?;
-        Ok(mesh)
-    }
-
-    async fn wait_until_ready(&self) -> anyhow::Result<()> {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
         // The gateway answers /healthz at once; identity-svc is ready when a
-        // call through the gateway reaches it (a bad login is 401, not 503).
-        loop {
-            let probe = http
-                .post(format!("{}/login", self.gateway_url))
-                .json(&serde_json::json!({ "email": "probe@example.com", "password": "probe" }))
-                .send()
-                .await;
-            if probe.is_ok_and(|response| response.status() == reqwest::StatusCode::UNAUTHORIZED) {
-                return Ok(());
-            }
-            anyhow::ensure!(Instant::now() < deadline, "the mesh did not become ready in 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        // call through the gateway reaches it.
+        let http = reqwest::Client::new();
+        ready("identity-svc and the gateway", Duration::from_secs(30), || {
+            login_reaches_identity(&http, &mesh.gateway_url)
+        })
+        .await?;
+        Ok(mesh)
     }
 
     pub(crate) async fn stop(self) -> anyhow::Result<()> {
@@ -170,97 +216,63 @@ impl LicenseMesh {
         let database = TestDatabase::create(&license_svc::MIGRATOR).await;
         let keys = TestKeySpace::new();
         let pair = KeyPair::generate();
-        let admin_token = TokenSigner::from_pem(&pair.private_pem, Duration::from_secs(3600))?.sign(
+        let admin_token = platform::testing::access_token(
+            &TokenSigner::from_pem(&pair.private_pem, Duration::from_secs(3600))?,
+            &keys,
             uuid_for_bench(),
             vec![Role::User, Role::Admin],
-            0,
-        )?;
+        );
+        let launcher = Launcher::new(&keys, &pair, &[("RUST_LOG", "info"), ("LOG_FORMAT", "json")]);
         let license_port = free_port()?;
         let gateway_port = free_port()?;
         let uncached_port = free_port()?;
-        let common = [
-            ("REDIS_URL", keys.url.expose().clone()),
-            ("REDIS_KEY_PREFIX", keys.prefix.clone()),
-            ("JWT_PUBLIC_KEY", pair.public_pem.clone()),
-            (
-                "INTERNAL_API_TOKEN",
-                InternalToken::generate().secret().expose().clone(),
-            ),
-            ("RUST_LOG", "info".to_owned()),
-            ("LOG_FORMAT", "json".to_owned()),
-        ];
-        let license = Command::new(binary("license-svc")?)
-            .envs(common.clone())
-            .env("LISTEN_ADDR", format!("127.0.0.1:{license_port}"))
-            .env("DATABASE_URL", database.url.expose())
-            .env("DATABASE_MAX_CONNECTIONS", pool_size.to_string())
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let gateway = |port: u16, cache_capacity: &str| {
-            Command::new(binary("gateway")?)
-                .envs(common.clone())
-                .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-                .env("LICENSE_URL", format!("http://127.0.0.1:{license_port}"))
-                // One client drives all the load: its limit must not be what is measured.
-                .env("VALIDATE_RATE_LIMIT_PER_SEC", "1000000000")
-                .env("VALIDATION_CACHE_CAPACITY", cache_capacity)
-                .stdout(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .map_err(anyhow::Error::from)
+        let license = launcher.spawn(
+            "license-svc",
+            "license-svc",
+            [
+                ("LISTEN_ADDR", format!("127.0.0.1:{license_port}")),
+                ("DATABASE_URL", database.url.expose().clone()),
+                ("DATABASE_MAX_CONNECTIONS", pool_size.to_string()),
+            ],
+        )?;
+        let gateway = |name: &'static str, port: u16, cache_capacity: &str| {
+            launcher.spawn(
+                name,
+                "gateway",
+                [
+                    ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
+                    ("LICENSE_URL", format!("http://127.0.0.1:{license_port}")),
+                    // One client drives all the load: its limit must not be what is measured.
+                    ("VALIDATE_RATE_LIMIT_PER_SEC", "1000000000".to_owned()),
+                    ("VALIDATION_CACHE_CAPACITY", cache_capacity.to_owned()),
+                ],
+            )
         };
-        let cached = gateway(gateway_port, "50000")?;
-        let uncached = gateway(uncached_port, "0")?;
+        let cached = gateway("gateway", gateway_port, "50000")?;
+        let uncached = gateway("gateway (no cache)", uncached_port, "0")?;
         let mesh = Self {
             gateway: SocketAddr::from(([127, 0, 0, 1], gateway_port)),
             uncached_gateway: SocketAddr::from(([127, 0, 0, 1], uncached_port)),
             license_url: format!("http://127.0.0.1:{license_port}"),
             admin_token,
-            processes: vec![
-                Process {
-                    name: "license-svc",
-                    child: license,
-                },
-                Process {
-                    name: "gateway",
-                    child: cached,
-                },
-                Process {
-                    name: "gateway (no cache)",
-                    child: uncached,
-                },
-            ],
+            processes: vec![license, cached, uncached],
             _database: database,
             _keys: keys,
         };
-        mesh.wait_until_ready().await?;
-        Ok(mesh)
-    }
-
-    async fn wait_until_ready(&self) -> anyhow::Result<()> {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
         // Ready when a validation through each gateway reaches license-svc
         // and its database (an unknown key is 404, not 503).
-        for gateway in [self.gateway, self.uncached_gateway] {
-            loop {
-                let probe = http
-                    .post(format!("http://{gateway}/api/keys/validate"))
+        let http = reqwest::Client::new();
+        for gateway in [mesh.gateway, mesh.uncached_gateway] {
+            ready("license-svc and the gateways", Duration::from_secs(30), || async {
+                http.post(format!("http://{gateway}/api/keys/validate"))
                     .json(&serde_json::json!({ "key": "SK-AAAA-BBBB-CCCC-DDDD" }))
                     .send()
-                    .await;
-                if probe.is_ok_and(|response| response.status() == reqwest::StatusCode::NOT_FOUND) {
-                    break;
-                }
-                anyhow::ensure!(
-                    Instant::now() < deadline,
-                    "license-svc and the gateways did not become ready in 30 s"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
+                    .await
+                    .is_ok_and(|response| response.status() == reqwest::StatusCode::NOT_FOUND)
+            })
+            .await?;
         }
-        Ok(())
+        Ok(mesh)
     }
 
     pub(crate) async fn stop(self) -> anyhow::Result<()> {

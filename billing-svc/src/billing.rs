@@ -9,6 +9,7 @@ use std::{collections::HashMap, time::Duration};
 
 use chrono::{DateTime, Utc};
 use platform::{clock::Clock, shutdown::Shutdown};
+use proto::notify::v1::Template;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -17,7 +18,7 @@ use crate::{
     config::StripeConfig,
     db,
     domain::{Product, Status, Subscription},
-    effects::{self, Access},
+    effects::{self, Access, Suspension},
     error::Error,
     payments::{CheckoutRequest, Payments},
 };
@@ -95,13 +96,15 @@ impl Billing {
         let mut tx = self.pool.begin().await?;
         let mut subscription = None;
         if let Some(tenant) = db::tenant_of(&mut tx, user_id).await? {
+            db::set_account_closed(&mut tx, tenant.id, Some(self.now())).await?;
             subscription = db::current_subscription(&mut tx, tenant.id, true).await?;
             if let Some(current) = subscription.take_if(|current| current.can_cancel()) {
                 subscription = Some(self.cancel_locked(&mut tx, current, reason.as_deref()).await?);
             }
         }
         // Keys the user holds without ever subscribing are suspended too.
-        effects::owe_access(&mut tx, user_id, Access::Suspended, &format!("closed:{closure}")).await?;
+        let closed = Access::Suspended(Suspension::AccountClosed);
+        effects::owe_access(&mut tx, user_id, closed, &format!("closed:{closure}")).await?;
         tx.commit().await?;
         self.waker.wake();
         tracing::info!(user_id = %user_id, "account closed: no renewal, access suspended");
@@ -124,21 +127,12 @@ impl Billing {
         let mut tx = self.pool.begin().await?;
         if let Some(tenant) = &tenant {
             if let Some(customer) = &tenant.stripe_customer_id {
-                sqlx::query("DELETE FROM failed_webhooks WHERE strpos(payload::text, $1) > 0")
-                    .bind(format!("\"{customer}\""))
-                    .execute(&mut *tx)
-                    .await?;
+                db::delete_failed_webhooks_about(&mut tx, customer).await?;
             }
             // Subscriptions and billing events go with the tenant.
-            sqlx::query("DELETE FROM tenants WHERE id = $1")
-                .bind(tenant.id)
-                .execute(&mut *tx)
-                .await?;
+            db::delete_tenant(&mut tx, tenant.id).await?;
         }
-        sqlx::query("DELETE FROM outbox WHERE delivered_at IS NULL AND payload->>'user_id' = $1")
-            .bind(user_id.to_string())
-            .execute(&mut *tx)
-            .await?;
+        platform::outbox::forget_pending(&mut tx, Some(user_id), None).await?;
         tx.commit().await?;
         tracing::info!(user_id = %user_id, had_tenant = tenant.is_some(), "customer erased");
         Ok(tenant.is_some())
@@ -167,7 +161,9 @@ impl Billing {
     }
 
     /// Undoes a cancellation (seed 003): only from `cancelled`, only before
-    /// the paid period ends; the billing date does not move.
+    /// the paid period ends; the billing date does not move. Billing resumes,
+    /// so access comes back — also after the account was closed and reopened:
+    /// the customer's own token proves it is open again.
     #[tracing::instrument(skip(self))]
     pub async fn reactivate(&self, user_id: Uuid) -> Result<Subscription, Error> {
         let now = self.now();
@@ -176,11 +172,13 @@ impl Billing {
         let mut subscription = db::current_subscription(&mut tx, tenant.id, true)
             .await?
             .ok_or(Error::NotCancelled)?;
-        if subscription.status != Status::Cancelled {
-            return Err(Error::NotCancelled);
-        }
-        if !subscription.can_reactivate(now) {
-            return Err(Error::Expired);
+        // Ended, whether or not the expiry job has marked it yet: the
+        // customer must buy again, and the message says so.
+        match subscription.status {
+            Status::Expired => return Err(Error::Expired),
+            Status::Cancelled if !subscription.can_reactivate(now) => return Err(Error::Expired),
+            Status::Cancelled => {}
+            Status::Active | Status::Trial => return Err(Error::NotCancelled),
         }
         if let Some(stripe_id) = &subscription.stripe_subscription_id {
             let key = format!("reactivate-{}-{}", subscription.id, subscription.revision);
@@ -190,18 +188,62 @@ impl Billing {
         subscription.cancelled_at = None;
         db::save_subscription(&mut tx, &subscription, now).await?;
         db::clear_left(&mut tx, tenant.id).await?;
+        db::set_account_closed(&mut tx, tenant.id, None).await?;
         let details = json!({ "next_billing_date": subscription.next_billing_date });
         db::record_event(&mut tx, tenant.id, "reactivated", details, now).await?;
+        let cause = format!("undone:{}:{}", subscription.id, subscription.revision);
+        effects::owe_paid_access(&mut tx, tenant.id, &cause).await?;
+        self.owe_reactivated_email(&mut tx, user_id, &subscription).await?;
         tx.commit().await?;
+        self.waker.wake();
         tracing::info!(subscription = %subscription.id, "cancellation undone");
         Ok(subscription)
+    }
+
+    /// Confirms to `user_id` that `subscription` (just reactivated, its
+    /// revision still the one before the change) runs again; one email per
+    /// reactivation.
+    pub(crate) async fn owe_reactivated_email(
+        &self,
+        connection: &mut sqlx::PgConnection,
+        user_id: Uuid,
+        subscription: &Subscription,
+    ) -> Result<(), sqlx::Error> {
+        let variables = [
+            ("plan", subscription.product.plan.display_name().to_owned()),
+            (
+                "next_billing_date",
+                subscription.next_billing_date.format("%B %-d, %Y").to_string(),
+            ),
+        ];
+        let key = format!("subscription-reactivated:{}:{}", subscription.id, subscription.revision);
+        effects::owe_email(connection, user_id, Template::SubscriptionReactivated, &variables, &key).await
+    }
+
+    /// Whether the user left and holds no plan (they must choose one), and
+    /// whether the welcome-back offer waits for them.
+    pub async fn standing(&self, user_id: Uuid) -> Result<(bool, bool), Error> {
+        let mut connection = self.pool.acquire().await?;
+        let Some(tenant) = db::tenant_of(&mut connection, user_id).await? else {
+            return Ok((false, false));
+        };
+        let current = db::current_subscription(&mut connection, tenant.id, false).await?;
+        let now = self.now();
+        let holds_no_plan = current.as_ref().is_none_or(|subscription| subscription.has_ended(now));
+        Ok((
+            tenant.left_at.is_some() && holds_no_plan,
+            offer_open(&tenant, current.as_ref(), now),
+        ))
     }
 
     /// Whether the user would get the welcome-back offer at checkout.
     pub async fn welcome_back_eligible(&self, user_id: Uuid) -> Result<bool, Error> {
         let mut connection = self.pool.acquire().await?;
-        let tenant = db::tenant_of(&mut connection, user_id).await?;
-        Ok(tenant.is_some_and(|tenant| tenant.welcome_back_eligible()))
+        let Some(tenant) = db::tenant_of(&mut connection, user_id).await? else {
+            return Ok(false);
+        };
+        let current = db::current_subscription(&mut connection, tenant.id, false).await?;
+        Ok(offer_open(&tenant, current.as_ref(), self.now()))
     }
 
     #[tracing::instrument(skip(self))]
@@ -209,10 +251,21 @@ impl Billing {
         let now = self.now();
         let mut connection = self.pool.acquire().await?;
         let tenant = db::tenant_for(&mut connection, user_id, now).await?;
-        if let Some(current) = db::current_subscription(&mut connection, tenant.id, false).await?
-            && matches!(current.status, Status::Active | Status::Trial)
-        {
-            return Err(Error::AlreadySubscribed);
+        // The customer's own token: their account is open.
+        db::set_account_closed(&mut connection, tenant.id, None).await?;
+        let current = db::current_subscription(&mut connection, tenant.id, false).await?;
+        if let Some(current) = &current {
+            match current.status {
+                Status::Active | Status::Trial => return Err(Error::AlreadySubscribed),
+                // One subscription at a time: the customer undoes the
+                // cancellation instead (§3, §7 of the design).
+                Status::Cancelled if !current.has_ended(now) => {
+                    return Err(Error::CancelledStillRunning {
+                        until: current.next_billing_date,
+                    });
+                }
+                Status::Cancelled | Status::Expired => {}
+            }
         }
         let customer = match &tenant.stripe_customer_id {
             Some(customer) => customer.clone(),
@@ -222,9 +275,7 @@ impl Billing {
                 customer
             }
         };
-        let coupon = tenant
-            .welcome_back_eligible()
-            .then(|| product.period.welcome_back().coupon);
+        let coupon = offer_open(&tenant, current.as_ref(), now).then(|| product.period.welcome_back().coupon);
         let price_id = self
             .stripe
             .prices
@@ -239,6 +290,18 @@ impl Billing {
             metadata.insert("coupon".to_owned(), coupon.to_owned());
         }
         let base = self.public_url.trim_end_matches('/');
+        // One open session per tenant: the previous one is expired before a
+        // new one exists, so two tabs cannot both be paid. The tenant stays
+        // locked until the new one is recorded, so two checkouts at once
+        // take turns. (One paid meanwhile cannot be expired; the completion
+        // of a second then finds the first and ends it, refunded.)
+        drop(connection);
+        let mut tx = self.pool.begin().await?;
+        db::lock_tenant(&mut tx, tenant.id).await?;
+        if let Some(previous) = db::open_checkout_session(&mut tx, tenant.id).await? {
+            let expired = self.payments.expire_checkout_session(&previous).await?;
+            tracing::info!(session = %previous, expired, "the previous checkout session is closed");
+        }
         let (id, url) = self
             .payments
             .create_checkout_session(CheckoutRequest {
@@ -249,10 +312,19 @@ impl Billing {
                 cancel_url: format!("{base}/billing/cancelled"),
                 metadata,
             })
-            .await?;
+            .await
+            .map_err(|err| {
+                if coupon.is_some() && err.is_missing_coupon() {
+                    Error::OfferNotSetUp
+                } else {
+                    Error::Payments(err)
+                }
+            })?;
         let details = json!({ "plan": product.plan.as_str(), "billing_period": product.period.as_str(),
                                "coupon": coupon, "session": id });
-        db::record_event(&mut connection, tenant.id, "checkout_started", details, now).await?;
+        db::set_open_checkout_session(&mut tx, tenant.id, Some(&id)).await?;
+        db::record_event(&mut tx, tenant.id, "checkout_started", details, now).await?;
+        tx.commit().await?;
         Ok(Checkout { id, url, coupon })
     }
 
@@ -267,7 +339,8 @@ impl Billing {
                                    "next_billing_date": subscription.next_billing_date });
             db::record_event(&mut tx, subscription.tenant_id, "expired", details, now).await?;
             let cause = format!("expired:{}", subscription.id);
-            effects::owe_access(&mut tx, subscription.owner_user_id, Access::Suspended, &cause).await?;
+            let unpaid = Access::Suspended(Suspension::Payment);
+            effects::owe_access(&mut tx, subscription.owner_user_id, unpaid, &cause).await?;
         }
         tx.commit().await?;
         if !expired.is_empty() {
@@ -280,52 +353,24 @@ impl Billing {
         Ok(expired.len() as u64)
     }
 
-    /// Runs [`Billing::expire_due`] every `interval` until shutdown.
+    /// Runs [`Billing::expire_due`] every `interval` until shutdown; after a
+    /// failed pass (Postgres down) sooner, backing off, so subscriptions that
+    /// ended during an outage expire within seconds of its end.
     pub async fn run_expiry(self, interval: Duration, shutdown: Shutdown) {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = ticks.tick() => {
-                    if let Err(err) = self.expire_due().await {
-                        tracing::error!(error = %err, "expiring subscriptions failed");
-                    }
-                }
-            }
-        }
+        platform::health::run_periodically("subscription expiry", interval, shutdown, || async {
+            self.expire_due().await.map(|_| ())
+        })
+        .await;
     }
 
     /// One customer's billing events, oldest first: (event, details, trace id, when).
-    pub async fn events_of(
-        &self,
-        user_id: Uuid,
-    ) -> Result<Vec<(String, serde_json::Value, Option<String>, DateTime<Utc>)>, Error> {
-        Ok(sqlx::query_as(
-            "SELECT e.event, e.details, e.trace_id, e.occurred_at FROM billing_events e \
-             JOIN tenants t ON t.id = e.tenant_id WHERE t.owner_user_id = $1 ORDER BY e.occurred_at, e.id",
-        )
-        .bind(user_id)
-        .fetch_all(&self.pool)
-        .await?)
+    pub async fn events_of(&self, user_id: Uuid) -> Result<Vec<db::reports::Event>, Error> {
+        Ok(db::reports::events_of(&self.pool, user_id).await?)
     }
 
     pub async fn metrics(&self) -> Result<Metrics, Error> {
-        let (churned, returned, offers_used): (i64, i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE left_at IS NOT NULL OR reactivated_at IS NOT NULL), \
-                    count(*) FILTER (WHERE reactivated_at IS NOT NULL), \
-                    count(*) FILTER (WHERE welcome_back_used_at IS NOT NULL) FROM tenants",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        let (average_days, monthly, annual): (Option<f64>, i64, i64) = sqlx::query_as(
-            "SELECT avg((details->>'away_secs')::float8) / 86400, \
-                    count(*) FILTER (WHERE details->>'billing_period' = 'monthly'), \
-                    count(*) FILTER (WHERE details->>'billing_period' = 'annual') \
-             FROM billing_events WHERE event = 'returned'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let (churned, returned, offers_used) = db::reports::churn(&self.pool).await?;
+        let (average_days, monthly, annual) = db::reports::returns(&self.pool).await?;
         Ok(Metrics {
             churned,
             returned,
@@ -337,7 +382,33 @@ impl Billing {
     }
 }
 
+/// The welcome-back offer waits for a customer who left, has not used it,
+/// and whose previous subscription has ended — never for cancelling and
+/// buying again at a discount while the paid period runs.
+fn offer_open(tenant: &db::Tenant, current: Option<&Subscription>, now: DateTime<Utc>) -> bool {
+    tenant.welcome_back_eligible() && current.is_none_or(|subscription| subscription.has_ended(now))
+}
+
 impl Billing {
+    /// Warns when a welcome-back coupon is missing at Stripe (or has other
+    /// terms): returning customers' checkouts would be refused with
+    /// `OFFER_NOT_SET_UP` until `billing-svc setup-coupons` runs. Never
+    /// stops the service: Stripe may just be unreachable for a moment.
+    pub async fn check_coupons(&self) {
+        for offer in crate::domain::WelcomeBack::ALL {
+            match self.payments.coupon_ready(offer).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    coupon = offer.coupon,
+                    "the welcome-back coupon is not set up at Stripe: run `billing-svc setup-coupons`"
+                ),
+                Err(err) => {
+                    tracing::warn!(coupon = offer.coupon, error = %err, "could not check the welcome-back coupon")
+                }
+            }
+        }
+    }
+
     /// Makes the welcome-back coupon `offer` exist at Stripe with its terms.
     pub async fn setup_coupon(&self, offer: crate::domain::WelcomeBack) -> Result<crate::payments::CouponSetup, Error> {
         Ok(self.payments.ensure_coupon(offer).await?)

@@ -34,6 +34,15 @@ impl Plan {
     pub fn parse(raw: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|plan| plan.as_str() == raw)
     }
+
+    /// The plan's name as customers read it (emails).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Plan::Grower => "Grower",
+            Plan::Builder => "Builder",
+            Plan::Maven => "Maven",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -124,6 +133,16 @@ impl WelcomeBack {
     };
     pub const ALL: [WelcomeBack; 2] = [Self::MONTHLY, Self::ANNUAL];
 
+    /// The offer as customers read it, e.g. "50% off your first month".
+    pub fn describe(self) -> String {
+        let first = if self.coupon == Self::ANNUAL.coupon {
+            "year"
+        } else {
+            "month"
+        };
+        format!("{}% off your first {first}", self.percent_off)
+    }
+
     /// `amount` less the offer, rounded to the nearest cent (half up), as
     /// Stripe rounds a percentage coupon.
     pub fn apply(self, amount: i64) -> i64 {
@@ -180,6 +199,17 @@ impl Subscription {
     /// Undo is possible while the paid period runs.
     pub fn can_reactivate(&self, now: DateTime<Utc>) -> bool {
         self.status == Status::Cancelled && now < self.next_billing_date
+    }
+
+    /// Over: expired, or cancelled with its paid period behind it (the
+    /// expiry job may not have marked it yet). Until then the customer holds
+    /// a plan, and buying another would charge them twice.
+    pub fn has_ended(&self, now: DateTime<Utc>) -> bool {
+        match self.status {
+            Status::Expired => true,
+            Status::Cancelled => now >= self.next_billing_date,
+            Status::Active | Status::Trial => false,
+        }
     }
 }
 

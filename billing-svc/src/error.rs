@@ -2,8 +2,8 @@
 //! place where it becomes a gRPC status. The messages of seed 003 are shown
 //! to customers as they are.
 
-use platform::error::Refusal;
-use tonic::{Code, Status};
+use platform::error::{Failure, Refusal, reason};
+use tonic::Code;
 
 use crate::payments::PaymentsError;
 
@@ -11,89 +11,90 @@ pub const TENANT_NOT_FOUND_MESSAGE: &str = "Tenant not found";
 pub const NOT_CANCELLED_MESSAGE: &str = "Only cancelled subscriptions can be reactivated";
 pub const EXPIRED_MESSAGE: &str = "Subscription has expired. Please purchase a new subscription.";
 
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{field}: {message}")]
-    InvalidField { field: &'static str, message: String },
-    #[error("tenant not found")]
-    TenantNotFound,
-    #[error("subscription not cancelled")]
-    NotCancelled,
-    #[error("subscription expired")]
-    Expired,
-    #[error("subscription cannot be cancelled")]
-    NotCancellable,
-    #[error("already subscribed")]
-    AlreadySubscribed,
-    /// Stripe failed; nothing changed here.
-    #[error(transparent)]
-    Payments(#[from] PaymentsError),
-    #[error("webhook signature invalid: {0}")]
-    SignatureInvalid(&'static str),
-    #[error("failed webhook not found")]
-    WebhookNotFound,
-    #[error("{}", .0.message)]
-    Refused(Refusal),
-    #[error(transparent)]
-    Internal(#[from] anyhow::Error),
-}
-
-impl Error {
-    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        Self::InvalidField {
-            field,
-            message: message.into(),
-        }
+platform::service_error! {
+    pub enum Error {
+        /// NOT_FOUND, reason `TENANT_NOT_FOUND`.
+        #[error("tenant not found")]
+        TenantNotFound,
+        /// FAILED_PRECONDITION, reason `SUBSCRIPTION_NOT_CANCELLED`.
+        #[error("subscription not cancelled")]
+        NotCancelled,
+        /// FAILED_PRECONDITION, reason `SUBSCRIPTION_EXPIRED`.
+        #[error("subscription expired")]
+        Expired,
+        /// FAILED_PRECONDITION, reason `SUBSCRIPTION_NOT_CANCELLABLE`.
+        #[error("subscription cannot be cancelled")]
+        NotCancellable,
+        /// FAILED_PRECONDITION, reason `ALREADY_SUBSCRIBED`.
+        #[error("already subscribed")]
+        AlreadySubscribed,
+        /// The welcome-back coupons do not exist at Stripe (UNAVAILABLE,
+        /// `OFFER_NOT_SET_UP`): an operator must run `billing-svc setup-coupons`.
+        #[error("the welcome-back offer is not set up at Stripe")]
+        OfferNotSetUp,
+        /// A cancelled subscription still runs until `until`: undo it instead
+        /// (FAILED_PRECONDITION, `CANCELLED_SUBSCRIPTION_RUNNING`).
+        #[error("a cancelled subscription still runs")]
+        CancelledStillRunning { until: chrono::DateTime<chrono::Utc> },
+        /// Stripe failed; nothing changed here (UNAVAILABLE,
+        /// `PAYMENT_PROVIDER_UNAVAILABLE`). Shown as the provider's own
+        /// error (`transparent` would clash with the one the macro adds).
+        #[error("{0}")]
+        Payments(#[from] PaymentsError),
+        /// INVALID_ARGUMENT, reason `WEBHOOK_SIGNATURE_INVALID`.
+        #[error("webhook signature invalid: {0}")]
+        SignatureInvalid(&'static str),
+        /// NOT_FOUND, reason `WEBHOOK_NOT_FOUND`.
+        #[error("failed webhook not found")]
+        WebhookNotFound,
     }
 }
 
-impl From<sqlx::Error> for Error {
-    fn from(err: sqlx::Error) -> Self {
-        Self::Internal(err.into())
-    }
-}
-
-impl From<Refusal> for Error {
-    fn from(refusal: Refusal) -> Self {
-        Self::Refused(refusal)
-    }
-}
-
-fn wrong_state(reason: &'static str, message: &str) -> Refusal {
-    Refusal::new(Code::FailedPrecondition, reason, message)
-}
-
-impl From<Error> for Status {
+impl From<Error> for Failure {
     fn from(err: Error) -> Self {
         let refusal = match err {
-            Error::InvalidField { field, message } => Refusal::invalid_field(field, message),
-            Error::TenantNotFound => Refusal::new(Code::NotFound, "TENANT_NOT_FOUND", TENANT_NOT_FOUND_MESSAGE),
-            Error::NotCancelled => wrong_state("SUBSCRIPTION_NOT_CANCELLED", NOT_CANCELLED_MESSAGE),
-            Error::Expired => wrong_state("SUBSCRIPTION_EXPIRED", EXPIRED_MESSAGE),
-            Error::NotCancellable => wrong_state(
-                "SUBSCRIPTION_NOT_CANCELLABLE",
+            Error::TenantNotFound => Refusal::not_found(reason::TENANT_NOT_FOUND, TENANT_NOT_FOUND_MESSAGE),
+            Error::NotCancelled => Refusal::wrong_state(reason::SUBSCRIPTION_NOT_CANCELLED, NOT_CANCELLED_MESSAGE),
+            Error::Expired => Refusal::wrong_state(reason::SUBSCRIPTION_EXPIRED, EXPIRED_MESSAGE),
+            Error::NotCancellable => Refusal::wrong_state(
+                reason::SUBSCRIPTION_NOT_CANCELLABLE,
                 "Only an active or trial subscription can be cancelled",
             ),
-            Error::AlreadySubscribed => wrong_state(
-                "ALREADY_SUBSCRIBED",
+            Error::AlreadySubscribed => Refusal::wrong_state(
+                reason::ALREADY_SUBSCRIBED,
                 "You already have an active subscription. Manage it instead of buying a new one.",
             ),
+            Error::CancelledStillRunning { until } => Refusal::wrong_state(
+                reason::CANCELLED_SUBSCRIPTION_RUNNING,
+                format!(
+                    "Your cancelled subscription runs until {}. Reactivate it instead of buying a new one; \
+                     a new plan can be bought once it has ended.",
+                    until.format("%B %-d, %Y")
+                ),
+            ),
+            Error::OfferNotSetUp => {
+                tracing::error!("the welcome-back coupons are missing at Stripe: run `billing-svc setup-coupons`");
+                Refusal::new(
+                    Code::Unavailable,
+                    reason::OFFER_NOT_SET_UP,
+                    "The welcome-back offer is not available yet; nothing was charged. Please try again later.",
+                )
+            }
             Error::Payments(err) => {
                 tracing::warn!(error = %err, "payment provider call failed");
                 Refusal::new(
                     Code::Unavailable,
-                    "PAYMENT_PROVIDER_UNAVAILABLE",
+                    reason::PAYMENT_PROVIDER_UNAVAILABLE,
                     "The payment provider could not be reached; nothing was changed. Please try again.",
                 )
             }
             Error::SignatureInvalid(why) => Refusal::new(
                 Code::InvalidArgument,
-                "WEBHOOK_SIGNATURE_INVALID",
+                reason::WEBHOOK_SIGNATURE_INVALID,
                 format!("Stripe-Signature rejected: {why}"),
             ),
-            Error::WebhookNotFound => Refusal::new(Code::NotFound, "WEBHOOK_NOT_FOUND", "No such failed webhook"),
-            Error::Refused(refusal) => refusal,
-            Error::Internal(err) => return platform::error::internal(&err),
+            Error::WebhookNotFound => Refusal::not_found(reason::WEBHOOK_NOT_FOUND, "No such failed webhook"),
+            Error::Failed(failure) => return failure,
         };
         refusal.into()
     }

@@ -173,6 +173,35 @@ impl pb::billing_service_server::BillingService for BillingService {
         }))
     }
 
+    async fn get_standing(&self, request: Request<pb::GetStandingRequest>) -> Result<Response<pb::Standing>, Status> {
+        let caller = self.caller(&request).await?;
+        let (choose_plan, eligible) = self.billing.standing(caller.user_id).await?;
+        let welcome_back_offers = if eligible {
+            BillingPeriod::ALL
+                .into_iter()
+                .map(|period| {
+                    let offer = period.welcome_back();
+                    pb::WelcomeBackOffer {
+                        billing_period: period_to_wire(period).into(),
+                        coupon: offer.coupon.to_owned(),
+                        percent_off: offer.percent_off,
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(Response::new(pb::Standing {
+            requires_action: if choose_plan {
+                "choose_plan".into()
+            } else {
+                String::new()
+            },
+            welcome_back_eligible: eligible,
+            welcome_back_offers,
+        }))
+    }
+
     async fn create_checkout_session(
         &self,
         request: Request<pb::CreateCheckoutSessionRequest>,
@@ -231,9 +260,7 @@ impl pb::billing_service_server::BillingService for BillingService {
         &self,
         request: Request<pb::CloseAccountRequest>,
     ) -> Result<Response<pb::CloseAccountResponse>, Status> {
-        self.authenticator
-            .authenticate_service_or_admin(request.metadata())
-            .await?;
+        self.authenticator.authenticate_service(request.metadata()).await?;
         let body = request.into_inner();
         let user_id =
             Uuid::parse_str(body.user_id.trim()).map_err(|_| Error::invalid("user_id", "user_id must be a UUID"))?;
@@ -252,9 +279,7 @@ impl pb::billing_service_server::BillingService for BillingService {
         &self,
         request: Request<pb::EraseCustomerRequest>,
     ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
-        self.authenticator
-            .authenticate_service_or_admin(request.metadata())
-            .await?;
+        self.authenticator.authenticate_service(request.metadata()).await?;
         let user_id = Uuid::parse_str(request.get_ref().user_id.trim())
             .map_err(|_| Error::invalid("user_id", "user_id must be a UUID"))?;
         let erased = self.billing.erase_customer(user_id).await?;

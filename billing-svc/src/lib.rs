@@ -4,9 +4,8 @@
 //! side of coming back: plans and prices, Stripe Checkout with the
 //! welcome-back offer for returning customers, cancelling and undoing a
 //! cancellation, and Stripe's webhooks, applied exactly once.
-//! [`Application::build`] connects to Postgres and Redis (session floors),
-//! applies migrations and binds the listener; [`Application::run`] serves
-//! and runs the expiry job until shutdown, then drains.
+//! It stands on the mesh's skeleton ([`platform::service`]) and runs the
+//! expiry and reminder jobs beside the server.
 
 pub mod billing;
 pub mod config;
@@ -16,110 +15,88 @@ pub mod effects;
 pub mod error;
 pub mod grpc;
 pub mod payments;
+pub mod reminders;
+pub mod signature;
 pub mod webhooks;
 
-use std::{net::SocketAddr, time::Duration};
-
 use platform::{
-    auth::{Authenticator, InternalToken, SessionFloors},
     clock::Clock,
-    kv::Kv,
-    outbox::{Relay, Waker},
-    shutdown::Shutdown,
+    config::{ConfigError, ServiceConfig},
+    outbox::Waker,
+    service::{Foundation, Parts, Tasks},
 };
 use proto::{
     billing::v1::billing_service_server::{BillingServiceServer, SERVICE_NAME},
+    identity::v1::identity_service_client::IdentityServiceClient,
     license::v1::license_service_client::LicenseServiceClient,
 };
-use sqlx::PgPool;
-use tokio::net::TcpListener;
 
 pub use crate::config::Config;
 use crate::{billing::Billing, effects::Effects, grpc::BillingService, payments::Payments};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// A built billing-svc, bound and ready to serve.
+/// billing-svc on the mesh's skeleton ([`platform::service`]).
 #[derive(Debug)]
-pub struct Application {
-    listener: TcpListener,
-    service: BillingService,
-    relay: Relay<Effects>,
-    pool: PgPool,
-    config: Config,
-}
+pub struct BillingSvc;
 
-impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_with_clock(config, Clock::system()).await
+/// A built billing-svc, bound and ready to serve; its domain is
+/// [`Billing`], for jobs and commands.
+pub type Application = platform::service::Application<BillingSvc>;
+
+impl platform::service::Service for BillingSvc {
+    const NAME: &'static str = "billing-svc";
+    const MIGRATOR: &'static sqlx::migrate::Migrator = &MIGRATOR;
+    type Config = Config;
+    type Domain = Billing;
+
+    fn config_from_env() -> Result<Config, ConfigError> {
+        Config::from_env()
     }
 
-    /// As [`Application::build`], with "now" taken from `clock` (tests pin it).
-    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
-        let service_config = &config.service;
-        let pool = platform::db::connect(&service_config.database_url, service_config.database_max_connections).await?;
-        platform::db::migrate(&pool, &MIGRATOR).await?;
-        let kv = Kv::connect(&service_config.redis_url, &service_config.redis_key_prefix).await?;
-        let floors = SessionFloors::new(kv, service_config.access_token_ttl);
-        let internal = InternalToken::new(service_config.internal_token.clone());
-        let waker = Waker::default();
+    fn service_config(config: &Config) -> &ServiceConfig {
+        &config.service
+    }
+
+    /// The billing use cases over Stripe; beside the server run the outbox
+    /// relay, the expiry and reminder jobs, and a start-up look at the
+    /// welcome-back coupons.
+    async fn build(config: Config, foundation: Foundation) -> anyhow::Result<Parts<Billing>> {
         let effects = Effects {
-            license: LicenseServiceClient::new(platform::client::channel(&config.license_url, Duration::from_secs(5))?),
-            internal: internal.clone(),
+            license: LicenseServiceClient::new(foundation.channel(&config.license_url)?),
+            identity: IdentityServiceClient::new(foundation.channel(&config.identity_url)?),
+            internal: foundation.internal.clone(),
         };
-        let relay = Relay::new(pool.clone(), effects, waker.clone()).max_backoff(config.outbox_max_backoff);
-        let authenticator =
-            Authenticator::from_pem(&service_config.jwt_public_key, floors)?.with_internal_token(internal);
+        let relay = foundation.relay(effects).max_backoff(config.outbox_max_backoff);
         let billing = Billing {
-            pool: pool.clone(),
-            clock,
+            pool: foundation.pool.clone(),
+            clock: foundation.clock.clone(),
             payments: Payments::new(&config.stripe)?,
             stripe: config.stripe.clone(),
             public_url: config.public_url.clone(),
-            waker,
+            waker: foundation.waker.clone(),
         };
-        let listener = TcpListener::bind(service_config.listen_addr).await?;
-        Ok(Self {
-            listener,
-            service: BillingService { billing, authenticator },
-            relay,
-            pool,
-            config,
+        let mut tasks = Tasks::default();
+        tasks.relay(relay);
+        let coupons = billing.clone();
+        tasks.spawn_until_stopped("coupon check", async move { coupons.check_coupons().await });
+        let (expiry, reminders) = (billing.clone(), billing.clone());
+        tasks.spawn("subscription expiry", move |stop| {
+            expiry.run_expiry(config.expiry_interval, stop)
+        });
+        tasks.spawn("reminders", move |stop| {
+            reminders.run_reminders(config.expiry_interval, stop)
+        });
+        let service = BillingService {
+            billing: billing.clone(),
+            authenticator: foundation.authenticator,
+        };
+        Ok(Parts {
+            routes: tonic::service::Routes::new(BillingServiceServer::new(service)),
+            service_names: vec![SERVICE_NAME],
+            domain: billing,
+            tasks,
         })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
-    }
-
-    /// The domain behind the service, for jobs and commands.
-    pub fn billing(&self) -> Billing {
-        self.service.billing.clone()
-    }
-
-    /// Serves (and runs the expiry job and the outbox relay) until
-    /// `shutdown` triggers, drains in-flight calls, then closes the pool.
-    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let relay = tokio::spawn(self.relay.run(shutdown.clone()));
-        let expiry = tokio::spawn(
-            self.service
-                .billing
-                .clone()
-                .run_expiry(self.config.expiry_interval, shutdown.clone()),
-        );
-        let routes = tonic::service::Routes::new(BillingServiceServer::new(self.service));
-        let result = platform::serve::serve_grpc(
-            self.listener,
-            routes,
-            &[SERVICE_NAME],
-            shutdown,
-            self.config.service.drain_delay,
-        )
-        .await;
-        let _ = expiry.await;
-        let _ = relay.await;
-        self.pool.close().await;
-        result
     }
 }
 

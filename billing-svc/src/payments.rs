@@ -7,16 +7,20 @@ use std::collections::HashMap;
 use stripe::{Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest as _};
 use stripe_billing::{
     SubscriptionStatus,
-    subscription::{RetrieveSubscription, UpdateSubscription},
+    invoice_payment::ListInvoicePayment,
+    subscription::{CancelSubscription, RetrieveSubscription, UpdateSubscription},
 };
 use stripe_checkout::{
     CheckoutSessionMode,
     checkout_session::{
         CreateCheckoutSession, CreateCheckoutSessionDiscounts, CreateCheckoutSessionLineItems,
-        CreateCheckoutSessionSubscriptionData,
+        CreateCheckoutSessionSubscriptionData, ExpireCheckoutSession,
     },
 };
-use stripe_core::customer::{CreateCustomer, DeleteCustomer};
+use stripe_core::{
+    customer::{CreateCustomer, DeleteCustomer},
+    refund::{CreateRefund, CreateRefundReason},
+};
 use stripe_product::{
     CouponDuration,
     coupon::{CreateCoupon, DeleteCoupon, RetrieveCoupon, UpdateCoupon},
@@ -32,6 +36,23 @@ pub struct PaymentsError {
     call: &'static str,
     #[source]
     source: StripeError,
+}
+
+impl PaymentsError {
+    /// Stripe knows no such coupon: the welcome-back offer was never set up
+    /// (`billing-svc setup-coupons`).
+    pub fn is_missing_coupon(&self) -> bool {
+        match &self.source {
+            StripeError::Stripe(error, 400 | 404) => {
+                error.param.as_deref().is_some_and(|param| param.contains("coupon"))
+                    || error
+                        .message
+                        .as_deref()
+                        .is_some_and(|message| message.contains("No such coupon"))
+            }
+            _ => false,
+        }
+    }
 }
 
 fn failed(call: &'static str) -> impl FnOnce(StripeError) -> PaymentsError {
@@ -52,6 +73,8 @@ pub struct StripeSubscription {
     pub current_period_end: i64,
     pub price_id: Option<String>,
     pub metadata: HashMap<String, String>,
+    /// The invoice of its last payment: what a refund gives back.
+    pub latest_invoice: Option<String>,
 }
 
 /// What a Checkout session is created with.
@@ -151,6 +174,11 @@ impl Payments {
                 .unwrap_or(subscription.billing_cycle_anchor),
             price_id: item.map(|item| item.price.id.to_string()),
             metadata: subscription.metadata,
+            latest_invoice: subscription
+                .latest_invoice
+                .as_ref()
+                .and_then(|invoice| invoice.id().as_ref())
+                .map(ToString::to_string),
         })
     }
 
@@ -169,6 +197,77 @@ impl Payments {
             .await
             .map_err(failed("update subscription"))?;
         Ok(())
+    }
+
+    /// Ends a subscription at once (a duplicate: the customer already holds
+    /// one); one already ended is fine.
+    pub async fn cancel_now(&self, id: &str) -> Result<(), PaymentsError> {
+        let cancel = CancelSubscription::new(id)
+            .customize()
+            .request_strategy(idempotent(format!("duplicate-{id}")))
+            .send(&self.client)
+            .await;
+        match cancel {
+            Ok(_) | Err(StripeError::Stripe(_, 404)) => Ok(()),
+            Err(err) => Err(failed("cancel subscription")(err)),
+        }
+    }
+
+    /// Expires an open Checkout session, so it can no longer be paid.
+    /// Whether it was open: one already paid (or expired) cannot be, and
+    /// says so with a 400.
+    pub async fn expire_checkout_session(&self, id: &str) -> Result<bool, PaymentsError> {
+        match ExpireCheckoutSession::new(id).send(&self.client).await {
+            Ok(_) => Ok(true),
+            Err(StripeError::Stripe(_, 400 | 404)) => Ok(false),
+            Err(err) => Err(failed("expire checkout session")(err)),
+        }
+    }
+
+    /// Refunds in full what the customer paid for `subscription`'s latest
+    /// invoice (a duplicate: they never meant to buy it). Each payment is
+    /// refunded once, whatever the retries. Returns the cents refunded.
+    pub async fn refund_latest_payment(&self, subscription: &StripeSubscription) -> Result<i64, PaymentsError> {
+        let Some(invoice) = &subscription.latest_invoice else {
+            return Ok(0);
+        };
+        let payments = ListInvoicePayment::new()
+            .invoice(invoice)
+            .send(&self.client)
+            .await
+            .map_err(failed("list invoice payments"))?;
+        let mut refunded = 0;
+        for payment in payments.data.iter().filter(|payment| payment.status == "paid") {
+            let Some(intent) = &payment.payment.payment_intent else {
+                continue;
+            };
+            let intent = intent.id().to_string();
+            let refund = CreateRefund::new()
+                .payment_intent(intent.as_str())
+                .reason(CreateRefundReason::Duplicate)
+                .customize()
+                .request_strategy(idempotent(format!("refund-{intent}")))
+                .send(&self.client)
+                .await;
+            match refund {
+                Ok(refund) => refunded += refund.amount,
+                // Refunded already (by support, or an earlier attempt).
+                Err(StripeError::Stripe(_, 400)) => {}
+                Err(err) => return Err(failed("refund")(err)),
+            }
+        }
+        Ok(refunded)
+    }
+
+    /// Whether coupon `offer` exists at Stripe with its terms.
+    pub async fn coupon_ready(&self, offer: WelcomeBack) -> Result<bool, PaymentsError> {
+        match RetrieveCoupon::new(offer.coupon).send(&self.client).await {
+            Ok(coupon) => {
+                Ok(coupon.percent_off == Some(offer.percent_off as f64) && coupon.duration == CouponDuration::Once)
+            }
+            Err(StripeError::Stripe(_, 404)) => Ok(false),
+            Err(err) => Err(failed("retrieve coupon")(err)),
+        }
     }
 
     /// Makes coupon `offer` exist with its terms; what it did.

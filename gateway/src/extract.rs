@@ -4,7 +4,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Request, rejection::JsonRejection},
     http::request::Parts,
 };
-use platform::auth::Caller;
+use platform::{auth::Caller, error::reason};
 
 use crate::{AppState, problem::Problem};
 
@@ -26,6 +26,48 @@ impl FromRequestParts<AppState> for Authenticated {
             .await
             .map(Authenticated)
             .map_err(Problem::from)
+    }
+}
+
+/// A call made by a signed-in caller: what every handler of such a route
+/// needs, extracted in the order the handlers always took it (the state,
+/// the request's id, then the caller's token, whose refusal is a 401).
+#[derive(Debug)]
+pub struct OnBehalf {
+    pub state: AppState,
+    pub request_id: String,
+    pub caller: Caller,
+}
+
+impl FromRequestParts<AppState> for OnBehalf {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Ok(RequestId(request_id)) = RequestId::from_request_parts(parts, state).await;
+        let Authenticated(caller) = Authenticated::from_request_parts(parts, state).await?;
+        Ok(Self {
+            state: state.clone(),
+            request_id,
+            caller,
+        })
+    }
+}
+
+impl OnBehalf {
+    /// `message` as a downstream call on the caller's behalf.
+    pub fn request<M>(&self, message: M) -> tonic::Request<M> {
+        self.state.calls.on_behalf(&self.caller, &self.request_id, message)
+    }
+
+    /// The same, once the caller is known to be an admin: the gateway's
+    /// own clear 403, before any downstream call.
+    #[expect(
+        clippy::result_large_err,
+        reason = "the refusal is the handler's answer, returned at once: boxing it buys nothing"
+    )]
+    pub fn admin_request<M>(&self, message: M) -> Result<tonic::Request<M>, Problem> {
+        self.caller.require_admin()?;
+        Ok(self.request(message))
     }
 }
 
@@ -62,7 +104,7 @@ where
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) => Err(Problem::new(
                 rejection.status(),
-                Some("MALFORMED_BODY"),
+                Some(reason::MALFORMED_BODY),
                 rejection.body_text(),
             )),
         }
@@ -81,18 +123,50 @@ where
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = axum::body::Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| Problem::new(rejection.status(), Some("MALFORMED_BODY"), rejection.body_text()))?;
+        let RawBody(bytes) = RawBody::from_request(request, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
         serde_json::from_slice(&bytes).map(Self).map_err(|err| {
             Problem::new(
                 axum::http::StatusCode::BAD_REQUEST,
-                Some("MALFORMED_BODY"),
+                Some(reason::MALFORMED_BODY),
                 format!("The request body is not valid JSON for this route: {err}"),
             )
         })
+    }
+}
+
+/// The body as sent, within the route's size limit (413 beyond).
+#[derive(Debug)]
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::body::Bytes::from_request(request, state)
+            .await
+            .map(Self)
+            .map_err(|rejection| Problem::new(rejection.status(), Some(reason::MALFORMED_BODY), rejection.body_text()))
+    }
+}
+
+/// The query string; a malformed one is a 400 problem naming what is wrong.
+#[derive(Debug)]
+pub struct QueryParams<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for QueryParams<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| Self(value))
+            .map_err(|rejection| Problem::new(rejection.status(), Some(reason::MALFORMED_QUERY), rejection.body_text()))
     }
 }

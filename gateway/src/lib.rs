@@ -8,30 +8,41 @@
 //! itself. The one exception to "owns no state" is a bounded, short-lived
 //! cache of license validations ([`validation_cache`]), kept right by the
 //! changes license-svc announces.
+//!
+//! The same binary serves the customer's web app ([`web`]): server-rendered
+//! pages on the same origin, kept apart from the JSON routes.
 
+pub mod client_address;
 pub mod config;
 pub mod downstream;
 pub mod extract;
 pub mod local_limit;
 pub mod problem;
+pub mod protection;
 pub mod routes;
+mod serve;
+pub mod state;
 pub mod validation_cache;
+pub mod web;
 
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
+    extract::DefaultBodyLimit,
     http::{HeaderName, HeaderValue, Method, header},
+    middleware,
 };
 use platform::{
     auth::{Authenticator, SessionFloors},
     clock::Clock,
     invalidation::{self, Subscription},
     kv::Kv,
-    license_key::{self, LicenseKey},
+    license_key,
     shutdown::Shutdown,
 };
 use tokio::net::TcpListener;
+use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceBuilder;
 use tower_http::{
     cors::{AllowOrigin, CorsLayer},
@@ -44,62 +55,14 @@ use utoipa::{
 };
 use utoipa_axum::router::OpenApiRouter;
 
-pub use crate::config::Config;
+pub use crate::{config::Config, state::AppState};
 use crate::{
     downstream::{BillingClient, Calls, IdentityClient, LicenseClient},
     local_limit::LocalLimiter,
     problem::Problem,
+    protection::Admission,
     routes::keys::ValidationCache,
 };
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub identity: IdentityClient,
-    pub license: LicenseClient,
-    pub billing: BillingClient,
-    /// Per-client limit of public license validations.
-    pub validate_limiter: LocalLimiter,
-    /// Recent validations; `None` when turned off by configuration.
-    pub validations: Option<ValidationCache>,
-    /// "Now", for the status of a cached key (tests pin it).
-    pub clock: Clock,
-    pub calls: Calls,
-    pub authenticator: Authenticator,
-    /// The OpenAPI document, serialised once at start-up.
-    pub openapi: Arc<str>,
-    pub shutdown: Shutdown,
-    pub trust_forwarded_for: bool,
-}
-
-impl AppState {
-    /// Drops any cached validation of `key`: called by the routes that
-    /// change a key, whatever license-svc answered (a call that failed may
-    /// still have committed).
-    pub fn forget_validation(&self, key: &str) {
-        if let (Some(cache), Ok(key)) = (&self.validations, LicenseKey::parse(key)) {
-            cache.forget(key.as_str());
-        }
-    }
-
-    /// The end client's address, for per-client limits.
-    pub fn client_address(&self, headers: &axum::http::HeaderMap, peer: SocketAddr) -> String {
-        let forwarded = self
-            .trust_forwarded_for
-            .then(|| {
-                headers
-                    .get("x-forwarded-for")?
-                    .to_str()
-                    .ok()?
-                    .split(',')
-                    .next()
-                    .map(str::trim)
-            })
-            .flatten()
-            .filter(|address| !address.is_empty());
-        forwarded.map_or_else(|| peer.ip().to_string(), str::to_owned)
-    }
-}
 
 #[derive(OpenApi)]
 #[openapi(
@@ -150,7 +113,15 @@ fn api() -> OpenApiRouter<AppState> {
 
 /// The OpenAPI document of every route the gateway serves.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    api().split_for_parts().1
+    routes_and_document().1
+}
+
+/// The routes, and the document that describes them — with what the
+/// gateway's own limits may answer on any of them.
+fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut openapi) = api().split_for_parts();
+    protection::document(&mut openapi);
+    (router, openapi)
 }
 
 fn cors(origins: &[String]) -> CorsLayer {
@@ -166,13 +137,17 @@ fn cors(origins: &[String]) -> CorsLayer {
 /// key validation, the hot path: most are answered from memory, involving
 /// no other process, and a span costs more than such an answer. It opens
 /// its span itself when it does call license-svc, so that call stays in the
-/// caller's trace.
+/// caller's trace. The span is named by the route's template
+/// (`/api/keys/{key}`), never the raw path, which can hold a license key.
 fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
     if request.method() == Method::POST && request.uri().path() == routes::keys::VALIDATE_PATH {
-        tracing::Span::none()
-    } else {
-        platform::telemetry::server_span(request)
+        return tracing::Span::none();
     }
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(no route)", axum::extract::MatchedPath::as_str);
+    platform::telemetry::server_span_of(request.method(), route, request.headers())
 }
 
 /// A built gateway, bound and ready to serve.
@@ -196,7 +171,23 @@ impl Application {
 
     /// As [`Application::build`], with "now" taken from `clock` (tests pin it).
     pub async fn build_with_clock(config: Config, shutdown: Shutdown, clock: Clock) -> anyhow::Result<Self> {
-        let kv = Kv::connect(&config.redis_url, &config.redis_key_prefix).await?;
+        let kv = Kv::connect_with(&config.redis_url, &config.redis_key_prefix, config.redis_timeout).await?;
+        let store_probes = routes::system::StoreProbes {
+            services: [
+                ("identity", &config.identity_url),
+                ("license", &config.license_url),
+                ("billing", &config.billing_url),
+            ]
+            .into_iter()
+            .map(|(name, url)| {
+                Ok((
+                    name,
+                    HealthClient::new(downstream::channel(url, config.downstream_timeout)?),
+                ))
+            })
+            .collect::<anyhow::Result<_>>()?,
+            redis: kv.clone(),
+        };
         let authenticator =
             Authenticator::from_pem(&config.jwt_public_key, SessionFloors::new(kv, config.access_token_ttl))?;
         let identity = IdentityClient::new(downstream::channel(&config.identity_url, config.downstream_timeout)?);
@@ -216,7 +207,7 @@ impl Application {
         } else {
             None
         };
-        let (router, openapi) = api().split_for_parts();
+        let (router, openapi) = routes_and_document();
         let state = AppState {
             identity,
             license,
@@ -230,18 +221,29 @@ impl Application {
             authenticator,
             openapi: Arc::from(openapi.to_json()?),
             shutdown: shutdown.clone(),
-            trust_forwarded_for: config.trust_forwarded_for,
+            trusted_proxies: config.trusted_proxies.clone(),
+            web: web::Web::new(config.secure_cookies, config.access_token_ttl),
+            store_probes,
         };
         let request_id = HeaderName::from_static("x-request-id");
         let router = router
+            .merge(web::router())
             .fallback(|| async { Problem::not_found("No such route.") })
-            .with_state(state)
+            .with_state(state.clone())
+            // The pages' middleware reads the state from here.
+            .layer(axum::Extension(state))
+            .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
             .layer(
                 ServiceBuilder::new()
                     .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
                     .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                    .layer(axum::middleware::from_fn(platform::metrics::record_http))
                     .layer(PropagateRequestIdLayer::new(request_id))
-                    .layer(cors(&config.cors_allowed_origins)),
+                    .layer(cors(&config.cors_allowed_origins))
+                    .layer(middleware::from_fn_with_state(
+                        Admission::new(config.limits.max_in_flight, config.limits.request_timeout),
+                        protection::admit,
+                    )),
             );
         let listener = TcpListener::bind(config.listen_addr).await?;
         Ok(Self {
@@ -267,15 +269,17 @@ impl Application {
         if let Some((cache, subscription)) = self.changes {
             tokio::spawn(invalidation::listen(subscription, cache, shutdown.clone()));
         }
-        axum::serve(
-            self.listener,
-            self.router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+        let limits = &self.config.limits;
+        let connections = serve::ConnectionLimits {
+            max_connections: limits.max_connections,
+            header_read_timeout: limits.header_read_timeout,
+            max_header_bytes: limits.max_header_bytes,
+        };
+        serve::serve(self.listener, self.router, connections, async move {
             shutdown.wait().await;
             tokio::time::sleep(drain_delay).await;
         })
-        .await?;
+        .await;
         tracing::info!(%address, "gateway stopped");
         Ok(())
     }

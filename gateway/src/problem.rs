@@ -4,13 +4,15 @@
 //! `ErrorInfo` reason; it leaves here as `application/problem+json` with the
 //! HTTP status that fits, `detail` holding the human message and `reason`
 //! the machine-readable one, so a client can branch on `reason` and show
-//! `detail`.
+//! `detail`. `error` repeats `detail`: clients written to the seeds read
+//! `{"error": "License key not found"}`.
 
 use axum::{
     Json,
     http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
+use platform::error::{Refusal, reason};
 use serde::Serialize;
 use tonic::Code;
 use tonic_types::StatusExt as _;
@@ -28,6 +30,9 @@ pub struct Problem {
     pub status: u16,
     /// What happened, for a person to read.
     pub detail: String,
+    /// The same message as `detail`, for clients written to the seeds'
+    /// `{"error": "…"}` shape.
+    pub error: String,
     /// Machine-readable reason, e.g. `ACCOUNT_INACTIVE`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -53,11 +58,13 @@ impl Problem {
             || "about:blank".to_owned(),
             |reason| format!("urn:reactivation:problem:{}", reason.to_lowercase().replace('_', "-")),
         );
+        let detail = detail.into();
         Self {
             kind,
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
-            detail: detail.into(),
+            error: detail.clone(),
+            detail,
             reason: reason.map(str::to_owned),
             invalid_params: Vec::new(),
             self_service_reactivation: None,
@@ -70,7 +77,7 @@ impl Problem {
         let reason = reason.into();
         let mut problem = Self::new(
             StatusCode::BAD_REQUEST,
-            Some("INVALID_FIELD"),
+            Some(reason::INVALID_FIELD),
             format!("{name}: {reason}"),
         );
         problem.invalid_params.push(InvalidParam {
@@ -81,14 +88,18 @@ impl Problem {
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, Some("NOT_FOUND"), detail)
+        Self::new(StatusCode::NOT_FOUND, Some(reason::NOT_FOUND), detail)
     }
 
     /// Too many requests; the client may try again after `seconds`.
     pub fn rate_limited(detail: impl Into<String>, seconds: u64) -> Self {
-        let mut problem = Self::new(StatusCode::TOO_MANY_REQUESTS, Some("RATE_LIMITED"), detail);
-        problem.retry_after = Some(seconds);
-        problem
+        Self::new(StatusCode::TOO_MANY_REQUESTS, Some(reason::RATE_LIMITED), detail).retry_after(seconds)
+    }
+
+    /// The same problem, with `Retry-After: seconds`.
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn status_code(&self) -> StatusCode {
@@ -101,7 +112,7 @@ impl Problem {
 /// in, not a malformed request.
 fn http_status(code: Code, reason: Option<&str>) -> StatusCode {
     match (code, reason) {
-        (_, Some("ACCOUNT_INACTIVE")) => StatusCode::FORBIDDEN,
+        (_, Some(reason::ACCOUNT_INACTIVE)) => StatusCode::FORBIDDEN,
         (Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange, _) => StatusCode::BAD_REQUEST,
         (Code::Unauthenticated, _) => StatusCode::UNAUTHORIZED,
         (Code::PermissionDenied, _) => StatusCode::FORBIDDEN,
@@ -130,7 +141,7 @@ impl From<tonic::Status> for Problem {
             _ => status.message().to_owned(),
         };
         if http.is_server_error() && reason.is_none() {
-            tracing::warn!(code = ?status.code(), message = status.message(), "downstream call failed");
+            tracing::error!(code = ?status.code(), message = status.message(), "downstream call failed");
         }
         let mut problem = Self::new(http, reason, detail);
         if let Some(bad_request) = details.bad_request() {
@@ -153,7 +164,20 @@ impl From<tonic::Status> for Problem {
                 .get("retry_after_secs")
                 .and_then(|value| value.parse().ok());
         }
+        // A service or its store is down: worth trying again soon, and
+        // clients that honour `Retry-After` should know when.
+        if http == StatusCode::SERVICE_UNAVAILABLE && problem.retry_after.is_none() {
+            problem.retry_after = Some(platform::error::STORE_RETRY_AFTER_SECS);
+        }
         problem
+    }
+}
+
+/// A refusal the gateway makes itself (a non-admin, a malformed key),
+/// answered exactly as the same refusal from a service would be.
+impl From<Refusal> for Problem {
+    fn from(refusal: Refusal) -> Self {
+        tonic::Status::from(refusal).into()
     }
 }
 
@@ -176,13 +200,11 @@ impl IntoResponse for Problem {
 
 #[cfg(test)]
 mod tests {
-    use platform::error::Refusal;
-
     use super::*;
 
     #[test]
     fn an_inactive_login_is_forbidden_with_its_reason() {
-        let status: tonic::Status = Refusal::new(Code::FailedPrecondition, "ACCOUNT_INACTIVE", "inactive").into();
+        let status: tonic::Status = Refusal::new(Code::FailedPrecondition, reason::ACCOUNT_INACTIVE, "inactive").into();
         let problem = Problem::from(status);
         assert_eq!(problem.status, 403);
         assert_eq!(problem.reason.as_deref(), Some("ACCOUNT_INACTIVE"));
@@ -194,6 +216,18 @@ mod tests {
         let problem = Problem::from(tonic::Status::internal("connection refused to 10.0.0.7:5432"));
         assert_eq!(problem.status, 500);
         assert_eq!(problem.detail, "Internal error");
+    }
+
+    #[test]
+    fn an_unavailable_service_or_store_asks_to_retry_later() {
+        let store: tonic::Status = platform::error::store_unavailable().into();
+        let response = Problem::from(store).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+
+        let unreachable = Problem::from(tonic::Status::unavailable("tcp connect error"));
+        assert_eq!(unreachable.status, 503);
+        assert!(unreachable.into_response().headers().contains_key(header::RETRY_AFTER));
     }
 
     #[test]

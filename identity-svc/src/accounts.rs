@@ -2,9 +2,14 @@
 //!
 //! Each change of state is one transaction that locks the account row,
 //! checks the transition, writes the new state and its audit event, and —
-//! before committing — raises the session floor in Redis. If Redis refuses,
-//! nothing commits; if the commit fails after Redis accepted, the worst case
-//! is a user asked to log in again.
+//! before committing — raises the session floor in Redis, so no request
+//! can slip in with an old token between the commit and the raise. If
+//! Redis refuses, nothing commits. If the commit fails after Redis
+//! accepted, the floor is left above the committed state version: the
+//! account's current tokens are refused (their owner logs in again), and
+//! that login sets the floor back to the committed version, under a share
+//! lock that no change of state can hold at the same time. Every login
+//! sets the floor this way, which also rebuilds floors Redis lost.
 
 use chrono::{DateTime, Utc};
 use platform::{
@@ -20,13 +25,15 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::{
-    config::ReactivationConfig,
+    config::{LoginConfig, ReactivationConfig},
     db,
-    domain::{Account, AccountEvent, DeactivationReason, Email, EventKind, Password, PasswordHasher},
+    domain::{Account, AccountEvent, DeactivationReason, Email, EventKind, Password, PasswordHasher, password},
     effects,
     error::Error,
     tokens::{self, ReactivationTokens},
 };
+
+const MINUTE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Why an account is erased.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +64,8 @@ pub struct Accounts {
     /// Wakes the outbox relay after a commit that owes an effect.
     pub(crate) waker: Waker,
     pub(crate) reactivation: ReactivationConfig,
+    pub(crate) web_sessions: crate::web_sessions::WebSessions,
+    pub(crate) login: LoginConfig,
 }
 
 impl Accounts {
@@ -104,29 +113,99 @@ impl Accounts {
     /// Unknown email, malformed email and wrong password answer the same,
     /// after the same argon2 work. Only the right password of an inactive
     /// account learns that the account is inactive.
-    pub async fn login(&self, email: &str, password: &str) -> Result<Session, Error> {
+    ///
+    /// Before any hashing: a password longer than any password can be is
+    /// refused, and so is a client address over its limit or one that got
+    /// this account's password wrong too often. The owner, from their own
+    /// address, is never refused for what others tried.
+    pub async fn login(&self, email: &str, password: &str, client_address: &str) -> Result<Session, Error> {
+        match self.login_checked(email, password, client_address).await? {
+            Ok(session) => Ok(session),
+            Err(account) => {
+                let self_service = account
+                    .deactivation_reason
+                    .is_some_and(DeactivationReason::allows_self_reactivation);
+                Err(Error::AccountInactive { self_service })
+            }
+        }
+    }
+
+    /// The password check of every login: a session for an active account,
+    /// the account itself when it is inactive (its right password was given).
+    pub(crate) async fn login_checked(
+        &self,
+        email: &str,
+        password: &str,
+        client_address: &str,
+    ) -> Result<Result<Session, Account>, Error> {
         if email.trim().is_empty() {
             return Err(Error::invalid("email", "email is required"));
         }
         if password.is_empty() {
             return Err(Error::invalid("password", "password is required"));
         }
-        let account = match Email::parse(email) {
+        if password::exceeds_max_length(password) {
+            return Err(Error::invalid(
+                "password",
+                format!("password must be at most {} characters long", password::MAX_LENGTH),
+            ));
+        }
+        let client = client_subject(client_address);
+        let limits = &self.login;
+        let throttled = |limited: platform::limits::Limited| Error::LoginThrottled {
+            retry_after: limited.retry_after,
+        };
+        self.limiter
+            .hit("login-client", client, limits.max_per_client_per_minute, MINUTE)
+            .await?
+            .map_err(throttled)?;
+        let parsed = Email::parse(email);
+        // The email only by digest, and as typed if it does not parse.
+        let account_at_client = format!(
+            "{}:{client}",
+            tokens::digest(parsed.as_ref().map_or(email.trim(), Email::as_str))
+        );
+        let (failures, window) = (limits.max_failures_per_account_per_client, limits.failure_window);
+        self.limiter
+            .check("login-failures", &account_at_client, failures, window)
+            .await?
+            .map_err(throttled)?;
+        let account = match parsed {
             Ok(email) => db::users::find_by_email(&mut *self.pool.acquire().await?, &email).await?,
             Err(_) => None,
         };
         let stored = account.as_ref().map(|account| account.password_hash.as_str());
         if !self.hasher.verify(password, stored).await? {
+            self.limiter
+                .hit("login-failures", &account_at_client, failures, window)
+                .await?
+                .ok();
             return Err(Error::InvalidCredentials);
         }
         let account = account.ok_or(Error::InvalidCredentials)?;
+        // The state as committed, with no change in flight while the floor
+        // is set to it and the token issued for it.
+        let mut tx = self.pool.begin().await?;
+        let account = db::users::lock_shared(&mut tx, account.id)
+            .await?
+            .ok_or(Error::InvalidCredentials)?;
         if !account.is_active {
-            let self_service = account
-                .deactivation_reason
-                .is_some_and(DeactivationReason::allows_self_reactivation);
-            return Err(Error::AccountInactive { self_service });
+            return Ok(Err(account));
         }
+        Ok(Ok(self.session_for(tx, account).await?))
+    }
+
+    /// A fresh access token for an active account read under `tx`'s shared
+    /// lock: the floor is set to its committed version before the token is
+    /// signed for it.
+    pub(crate) async fn session_for(
+        &self,
+        tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        account: Account,
+    ) -> Result<Session, Error> {
+        self.floors.confirm(account.id, account.state_version).await?;
         let access_token = self.signer.sign(account.id, account.roles(), account.state_version)?;
+        tx.commit().await?;
         Ok(Session {
             access_token,
             expires_in: u32::try_from(self.signer.ttl().as_secs()).unwrap_or(u32::MAX),
@@ -140,21 +219,16 @@ impl Accounts {
             .ok_or(Error::UserNotFound)
     }
 
-    /// Deactivates `target` (default: the caller). Another account, or a
-    /// reason other than `self`, needs the admin role.
+    /// Deactivates `target` for `reason`, on `caller`'s word. The gRPC
+    /// edge has checked that the caller may: another account, or a reason
+    /// other than `self`, needs the admin role.
     pub async fn deactivate(
         &self,
         caller: &Caller,
-        target: Option<Uuid>,
-        reason: Option<DeactivationReason>,
+        target: Uuid,
+        reason: DeactivationReason,
         comment: Option<String>,
     ) -> Result<Account, Error> {
-        let target = target.unwrap_or(caller.user_id);
-        caller.require_self_or_admin(target)?;
-        let reason = reason.unwrap_or(DeactivationReason::SelfService);
-        if reason != DeactivationReason::SelfService {
-            caller.require_admin()?;
-        }
         let comment = comment
             .map(|text| text.trim().to_owned())
             .filter(|text| !text.is_empty());
@@ -187,9 +261,10 @@ impl Accounts {
     /// in billing (and at Stripe), license and notify. An `erased` event
     /// without personal data remains, and a last email confirms it. Returns
     /// the erasure's id and time.
+    /// `target` defaults to the caller's own account; the gRPC edge has
+    /// checked that the caller may (their own, or any as admin).
     pub async fn erase(&self, caller: &Caller, target: Option<Uuid>) -> Result<(Uuid, DateTime<Utc>), Error> {
         let target = target.unwrap_or(caller.user_id);
-        caller.require_self_or_admin(target)?;
         let actor = (caller.user_id != target).then_some(caller.user_id);
         self.erase_account(target, ErasureCause::Requested { actor }).await
     }
@@ -212,22 +287,9 @@ impl Accounts {
         };
         let email = account.email.as_str().to_owned();
         // Effects owed to this person but not delivered yet go with them.
-        sqlx::query(
-            "DELETE FROM outbox WHERE delivered_at IS NULL \
-             AND (payload->>'recipient' = $1 OR payload->>'user_id' = $2)",
-        )
-        .bind(&email)
-        .bind(target.to_string())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE account_events SET data = '{}'::jsonb WHERE user_id = $1")
-            .bind(target)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(target)
-            .execute(&mut *tx)
-            .await?;
+        platform::outbox::forget_pending(&mut tx, Some(target), Some(&email)).await?;
+        db::events::forget_data_of(&mut tx, target).await?;
+        db::users::delete(&mut tx, target).await?;
         let data = json!({ "erasure_id": erasure, "cause": cause,
                            "services": ["identity", "billing", "license", "notify"] });
         db::events::record(&mut tx, target, EventKind::Erased, data, actor, now).await?;
@@ -250,17 +312,19 @@ impl Accounts {
 
     async fn forget_in_redis(&self, user_id: Uuid, email: &str) -> anyhow::Result<()> {
         self.tokens.revoke(user_id).await?;
-        self.limiter.forget("reactivation-email", &tokens::digest(email)).await
+        self.limiter
+            .forget("reactivation-email", &tokens::digest(email), crate::reactivation::HOUR)
+            .await
     }
 
-    /// Admin only: brings a deactivated account back, whatever the reason.
+    /// Admin only (checked at the gRPC edge): brings a deactivated account
+    /// back, whatever the reason.
     pub async fn admin_reactivate(
         &self,
         caller: &Caller,
         target: Uuid,
         note: Option<String>,
     ) -> Result<Account, Error> {
-        caller.require_admin()?;
         let note = note.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty());
         let mut tx = self.pool.begin().await?;
         let account = db::users::lock(&mut tx, target).await?.ok_or(Error::UserNotFound)?;
@@ -293,9 +357,8 @@ impl Accounts {
         Ok(account)
     }
 
-    /// Admin only: the audit trail of one account.
-    pub async fn events(&self, caller: &Caller, target: Uuid) -> Result<Vec<AccountEvent>, Error> {
-        caller.require_admin()?;
+    /// Admin only (checked at the gRPC edge): the audit trail of one account.
+    pub async fn events(&self, target: Uuid) -> Result<Vec<AccountEvent>, Error> {
         Ok(db::events::list(&mut *self.pool.acquire().await?, target).await?)
     }
 
@@ -318,21 +381,21 @@ impl Accounts {
         Ok(())
     }
 
-    /// Admin only: (requested, email sent, link opened, confirmed) so far.
-    pub async fn funnel(&self, caller: &Caller) -> Result<(i64, i64, i64, i64), Error> {
-        caller.require_admin()?;
-        Ok(sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE event_type = 'reactivation_requested'), \
-                    count(*) FILTER (WHERE event_type = 'reactivation_requested' AND data->>'sent' = 'true'), \
-                    count(*) FILTER (WHERE event_type = 'reactivation_link_opened'), \
-                    count(*) FILTER (WHERE event_type = 'reactivated' AND data->>'via' = 'email_link') \
-             FROM account_events",
-        )
-        .fetch_one(&self.pool)
-        .await?)
+    /// Admin only (checked at the gRPC edge): (requested, email sent, link
+    /// opened, confirmed) so far.
+    pub async fn funnel(&self) -> Result<(i64, i64, i64, i64), Error> {
+        Ok(db::events::funnel(&self.pool).await?)
     }
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     err.as_database_error().is_some_and(|db| db.is_unique_violation())
+}
+
+/// The bucket of a client address as the gateway reported it.
+pub(crate) fn client_subject(client_address: &str) -> &str {
+    match client_address.trim() {
+        "" => "unknown",
+        address => address,
+    }
 }

@@ -7,6 +7,31 @@ use platform::config::{self, ConfigError, Secret, ServiceConfig};
 /// The port identity-svc listens on unless `LISTEN_ADDR` says otherwise.
 pub const DEFAULT_PORT: u16 = 50051;
 
+/// The settings this binary reads besides `platform::cli::SERVICE_SETTINGS` and the telemetry ones, as
+/// `--help` lists them (a test checks none is missing).
+pub const SETTINGS: &str = "\
+  JWT_PRIVATE_KEY             Ed25519 PKCS#8 PEM that signs access tokens (secret)
+  PASSWORD_HASH_CONCURRENCY   argon2id hashes at once (default: the number of cores)
+  PASSWORD_HASH_QUEUE         password checks waiting; beyond, a login is told to retry (default 64)
+  LOGIN_MAX_PER_CLIENT_PER_MINUTE            login attempts per client address (default 30)
+  LOGIN_MAX_FAILURES_PER_ACCOUNT_PER_CLIENT  wrong passwords per email per address (default 10)
+  LOGIN_FAILURE_WINDOW_SECS   the window of those failures (default 900)
+  BOOTSTRAP_ADMIN_EMAIL       the first admin, created at start-up if unknown
+  BOOTSTRAP_ADMIN_PASSWORD    that admin's password (secret)
+  NOTIFY_URL                  notify-svc (default http://127.0.0.1:50054)
+  BILLING_URL                 billing-svc (default http://127.0.0.1:50053)
+  LICENSE_URL                 license-svc (default http://127.0.0.1:50052)
+  OUTBOX_MAX_BACKOFF_SECS     longest wait between deliveries to a service that is down (default 300)
+  PUBLIC_URL                  the gateway's public address, for emailed links (default http://127.0.0.1:8080)
+  REACTIVATION_TOKEN_TTL_SECS how long a reactivation link works (default 86400)
+  REACTIVATION_COOLDOWN_SECS  one link request per email per period (default 60)
+  REACTIVATION_MAX_PER_EMAIL_PER_HOUR   (default 5)
+  REACTIVATION_MAX_PER_CLIENT_PER_HOUR  (default 20)
+  RETENTION_DAYS              a deactivated account is erased after this (default 180)
+  RETENTION_REMINDER_DAYS     reminder emails this many days before (default 30,7)
+  RETENTION_INTERVAL_SECS     how often the retention job looks (default 300)
+";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub service: ServiceConfig,
@@ -32,6 +57,58 @@ pub struct Config {
     pub outbox_max_backoff: Duration,
     pub reactivation: ReactivationConfig,
     pub retention: RetentionConfig,
+    pub login: LoginConfig,
+}
+
+/// What a flood of logins may cost: a bounded queue of password checks, and
+/// limits per client address and per account seen from one address. Nothing
+/// is counted per account alone, so an attacker elsewhere cannot lock the
+/// owner out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginConfig {
+    /// `PASSWORD_HASH_QUEUE`, default 64: password checks waiting for a
+    /// thread; beyond it a login answers RESOURCE_EXHAUSTED at once.
+    pub hash_queue: usize,
+    /// `LOGIN_MAX_PER_CLIENT_PER_MINUTE`, default 30: attempts per client
+    /// address, whatever the email.
+    pub max_per_client_per_minute: u32,
+    /// `LOGIN_MAX_FAILURES_PER_ACCOUNT_PER_CLIENT`, default 10: wrong
+    /// passwords for one email from one address per `failure_window`.
+    pub max_failures_per_account_per_client: u32,
+    /// `LOGIN_FAILURE_WINDOW_SECS`, default 900.
+    pub failure_window: Duration,
+}
+
+impl Default for LoginConfig {
+    fn default() -> Self {
+        Self {
+            hash_queue: 64,
+            max_per_client_per_minute: 30,
+            max_failures_per_account_per_client: 10,
+            failure_window: Duration::from_secs(900),
+        }
+    }
+}
+
+impl LoginConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            hash_queue: config::parsed_or("PASSWORD_HASH_QUEUE", defaults.hash_queue)?,
+            max_per_client_per_minute: config::parsed_or(
+                "LOGIN_MAX_PER_CLIENT_PER_MINUTE",
+                defaults.max_per_client_per_minute,
+            )?,
+            max_failures_per_account_per_client: config::parsed_or(
+                "LOGIN_MAX_FAILURES_PER_ACCOUNT_PER_CLIENT",
+                defaults.max_failures_per_account_per_client,
+            )?,
+            failure_window: Duration::from_secs(config::parsed_or(
+                "LOGIN_FAILURE_WINDOW_SECS",
+                defaults.failure_window.as_secs(),
+            )?),
+        })
+    }
 }
 
 /// How long a deactivated account is kept before it is erased.
@@ -126,6 +203,7 @@ impl Config {
             license_url: config::optional("LICENSE_URL").unwrap_or_else(|| "http://127.0.0.1:50052".into()),
             outbox_max_backoff: Duration::from_secs(config::parsed_or("OUTBOX_MAX_BACKOFF_SECS", 300)?),
             reactivation: ReactivationConfig::from_env()?,
+            login: LoginConfig::from_env()?,
             retention: RetentionConfig::from_env()?,
         })
     }

@@ -5,7 +5,7 @@ use platform::{
     auth::InternalToken,
     client::TracedChannel,
     mail,
-    outbox::{self, Deliver, Entry, Rejected},
+    outbox::{self, Deliver, Entry, Payload},
 };
 use proto::{
     billing::v1::{self as billing, billing_service_client::BillingServiceClient},
@@ -16,9 +16,43 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::accounts::Accounts;
+
 /// Outbox topic: a closed account's subscription stops renewing and its
 /// product access ends (billing-svc, which tells license-svc).
 pub const CLOSE_ACCOUNT_TOPIC: &str = "billing.close_account";
+
+/// Outbox topic delivered inside identity-svc: a reactivation request
+/// accepted but not yet answered (the account lookup, the link and its
+/// email). Its payload names the email as `recipient`, like an owed email,
+/// so an erasure removes a pending request with the rest of the person's
+/// undelivered effects.
+pub const REACTIVATION_REQUEST_TOPIC: &str = "identity.reactivation_request";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ReactivationRequested {
+    request: Uuid,
+    recipient: String,
+}
+
+impl Payload for ReactivationRequested {
+    const WHAT: &'static str = "reactivation request";
+}
+
+/// Records, in the caller's transaction, a reactivation request for
+/// `email`, answered once the transaction commits.
+pub async fn owe_reactivation_request(
+    connection: &mut PgConnection,
+    request: Uuid,
+    email: &str,
+) -> Result<(), sqlx::Error> {
+    let requested = ReactivationRequested {
+        request,
+        recipient: email.to_owned(),
+    };
+    let key = format!("reactivation-request:{request}");
+    outbox::owe(connection, REACTIVATION_REQUEST_TOPIC, &key, &requested).await
+}
 
 /// Outbox topics of an erasure: each service forgets the customer.
 pub const ERASE_BILLING_TOPIC: &str = "billing.erase_customer";
@@ -35,6 +69,10 @@ struct Erased {
     keep: String,
 }
 
+impl Payload for Erased {
+    const WHAT: &'static str = "erasure";
+}
+
 /// Records, in the caller's transaction, that every other service must
 /// forget `user_id` / `email`; `erasure` names this erasure, and `keep` is
 /// the idempotency key of the confirmation email.
@@ -45,14 +83,13 @@ pub async fn owe_erasure(
     erasure: Uuid,
     keep: &str,
 ) -> Result<(), sqlx::Error> {
-    let payload = serde_json::to_value(Erased {
+    let erased = Erased {
         user_id,
         email: email.to_owned(),
         keep: keep.to_owned(),
-    })
-    .expect("an erasure serializes");
+    };
     for topic in [ERASE_BILLING_TOPIC, ERASE_LICENSE_TOPIC, ERASE_NOTIFY_TOPIC] {
-        outbox::enqueue(connection, topic, &format!("{topic}:{erasure}"), payload.clone()).await?;
+        outbox::owe(connection, topic, &format!("{topic}:{erasure}"), &erased).await?;
     }
     Ok(())
 }
@@ -63,6 +100,10 @@ struct AccountClosed {
     reason: Option<String>,
 }
 
+impl Payload for AccountClosed {
+    const WHAT: &'static str = "account closure";
+}
+
 /// Records, in the caller's transaction, that billing must close the
 /// account of `user_id`; `closure` names this deactivation.
 pub async fn owe_account_closure(
@@ -71,12 +112,11 @@ pub async fn owe_account_closure(
     reason: Option<&str>,
     closure: &str,
 ) -> Result<(), sqlx::Error> {
-    let payload = serde_json::to_value(AccountClosed {
+    let closed = AccountClosed {
         user_id,
         reason: reason.map(str::to_owned),
-    })
-    .expect("an account closure serializes");
-    outbox::enqueue(connection, CLOSE_ACCOUNT_TOPIC, closure, payload).await
+    };
+    outbox::owe(connection, CLOSE_ACCOUNT_TOPIC, closure, &closed).await
 }
 
 /// Delivers identity-svc's outbox entries.
@@ -86,6 +126,8 @@ pub struct Effects {
     pub billing: BillingServiceClient<TracedChannel>,
     pub license: LicenseServiceClient<TracedChannel>,
     pub internal: InternalToken,
+    /// Answers reactivation requests, which stay inside identity-svc.
+    pub accounts: Accounts,
 }
 
 impl Effects {
@@ -100,9 +142,14 @@ impl Deliver for Effects {
     async fn deliver(&self, entry: &Entry) -> anyhow::Result<()> {
         match entry.topic.as_str() {
             mail::TOPIC => mail::send(&self.notify, &self.internal, entry).await,
+            REACTIVATION_REQUEST_TOPIC => {
+                let requested: ReactivationRequested = entry.parse()?;
+                self.accounts
+                    .send_reactivation_link(requested.request, &requested.recipient)
+                    .await
+            }
             CLOSE_ACCOUNT_TOPIC => {
-                let closed: AccountClosed = serde_json::from_value(entry.payload.clone())
-                    .map_err(|err| Rejected(format!("malformed account closure: {err}")))?;
+                let closed: AccountClosed = entry.parse()?;
                 let request = self.request(billing::CloseAccountRequest {
                     user_id: closed.user_id.to_string(),
                     reason: closed.reason.unwrap_or_default(),
@@ -111,8 +158,7 @@ impl Deliver for Effects {
                 outbox::delivered(self.billing.clone().close_account(request).await)
             }
             ERASE_BILLING_TOPIC | ERASE_LICENSE_TOPIC | ERASE_NOTIFY_TOPIC => {
-                let erased: Erased = serde_json::from_value(entry.payload.clone())
-                    .map_err(|err| Rejected(format!("malformed erasure: {err}")))?;
+                let erased: Erased = entry.parse()?;
                 let user_id = erased.user_id.to_string();
                 match entry.topic.as_str() {
                     ERASE_BILLING_TOPIC => {

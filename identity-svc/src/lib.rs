@@ -2,12 +2,14 @@
 //!
 //! It owns users and their credentials (argon2id), the `is_active` flag and
 //! its history (`account_events`), and signs the access tokens every other
-//! service verifies. [`Application::build`] connects to Postgres and Redis,
-//! applies migrations, creates the bootstrap admin and binds the listener;
-//! [`Application::run`] serves until shutdown and then drains.
+//! service verifies. It stands on the mesh's skeleton
+//! ([`platform::service`]): [`IdentitySvc`] adds its use cases, creates the
+//! bootstrap admin, and runs the outbox relay (which also answers
+//! reactivation requests) and the retention job beside the server.
 
 pub mod accounts;
 pub mod config;
+pub mod customer_email;
 pub mod db;
 pub mod domain;
 pub mod effects;
@@ -16,16 +18,13 @@ pub mod grpc;
 pub mod reactivation;
 pub mod retention;
 pub mod tokens;
-
-use std::{net::SocketAddr, time::Duration};
+pub mod web_sessions;
 
 use platform::{
-    auth::{Authenticator, InternalToken, SessionFloors, TokenSigner},
-    clock::Clock,
-    kv::Kv,
+    auth::TokenSigner,
+    config::{ConfigError, ServiceConfig},
     limits::Limiter,
-    outbox::{Relay, Waker},
-    shutdown::Shutdown,
+    service::{Foundation, Parts, Tasks},
 };
 use proto::{
     billing::v1::billing_service_client::BillingServiceClient,
@@ -33,8 +32,6 @@ use proto::{
     license::v1::license_service_client::LicenseServiceClient,
     notify::v1::notify_service_client::NotifyServiceClient,
 };
-use sqlx::PgPool;
-use tokio::net::TcpListener;
 
 pub use crate::config::Config;
 use crate::{
@@ -43,101 +40,72 @@ use crate::{
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// A built identity-svc, bound and ready to serve.
+/// identity-svc on the mesh's skeleton ([`platform::service`]).
 #[derive(Debug)]
-pub struct Application {
-    listener: TcpListener,
-    service: IdentityService,
-    relay: Relay<Effects>,
-    pool: PgPool,
-    config: Config,
-}
+pub struct IdentitySvc;
 
-impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_with_clock(config, Clock::system()).await
+/// A built identity-svc, bound and ready to serve; its domain is the
+/// use cases, for jobs.
+pub type Application = platform::service::Application<IdentitySvc>;
+
+impl platform::service::Service for IdentitySvc {
+    const NAME: &'static str = "identity-svc";
+    const MIGRATOR: &'static sqlx::migrate::Migrator = &MIGRATOR;
+    type Config = Config;
+    type Domain = Accounts;
+
+    fn config_from_env() -> Result<Config, ConfigError> {
+        Config::from_env()
     }
 
-    /// As [`Application::build`], with "now" taken from `clock` (tests pin it).
-    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
-        let service_config = &config.service;
-        let pool = platform::db::connect(&service_config.database_url, service_config.database_max_connections).await?;
-        platform::db::migrate(&pool, &MIGRATOR).await?;
-        let kv = Kv::connect(&service_config.redis_url, &service_config.redis_key_prefix).await?;
-        let floors = SessionFloors::new(kv.clone(), service_config.access_token_ttl);
-        let internal = InternalToken::new(service_config.internal_token.clone());
-        let waker = Waker::default();
+    fn service_config(config: &Config) -> &ServiceConfig {
+        &config.service
+    }
+
+    /// The use cases and the relay (which also answers reactivation
+    /// requests); the bootstrap admin exists before the listener binds.
+    /// Beside the server run the outbox relay and the retention job.
+    async fn build(config: Config, foundation: Foundation) -> anyhow::Result<Parts<Accounts>> {
+        let notify = NotifyServiceClient::new(foundation.channel(&config.notify_url)?);
+        // Closing an account waits on Stripe at billing-svc.
+        let billing = BillingServiceClient::new(foundation.payment_channel(&config.billing_url)?);
+        let license = LicenseServiceClient::new(foundation.channel(&config.license_url)?);
         let accounts = Accounts {
-            pool: pool.clone(),
-            hasher: PasswordHasher::new(config.password_hash_concurrency).await?,
-            signer: TokenSigner::from_pem(&config.jwt_private_key, service_config.access_token_ttl)?,
-            floors: floors.clone(),
-            clock,
-            tokens: ReactivationTokens::new(kv.clone(), config.reactivation.token_ttl),
-            limiter: Limiter::new(kv),
-            waker: waker.clone(),
+            pool: foundation.pool.clone(),
+            hasher: PasswordHasher::new(config.password_hash_concurrency, config.login.hash_queue).await?,
+            signer: TokenSigner::from_pem(&config.jwt_private_key, config.service.access_token_ttl)?,
+            floors: foundation.floors.clone(),
+            clock: foundation.clock.clone(),
+            tokens: ReactivationTokens::new(foundation.kv.clone(), config.reactivation.token_ttl),
+            web_sessions: web_sessions::WebSessions::new(foundation.kv.clone()),
+            limiter: Limiter::new(foundation.kv.clone()),
+            waker: foundation.waker.clone(),
             reactivation: config.reactivation.clone(),
+            login: config.login.clone(),
         };
         let effects = Effects {
-            notify: NotifyServiceClient::new(platform::client::channel(&config.notify_url, Duration::from_secs(5))?),
-            billing: BillingServiceClient::new(platform::client::channel(
-                &config.billing_url,
-                Duration::from_secs(30),
-            )?),
-            license: LicenseServiceClient::new(platform::client::channel(&config.license_url, Duration::from_secs(5))?),
-            internal: internal.clone(),
+            notify,
+            billing,
+            license,
+            internal: foundation.internal.clone(),
+            accounts: accounts.clone(),
         };
-        let relay = Relay::new(pool.clone(), effects, waker).max_backoff(config.outbox_max_backoff);
+        let mut tasks = Tasks::default();
+        tasks.relay(foundation.relay(effects).max_backoff(config.outbox_max_backoff));
+        let retention = accounts.clone();
+        tasks.spawn("retention", move |stop| retention.run_retention(config.retention, stop));
         if let Some((email, password)) = &config.bootstrap_admin {
             accounts.ensure_admin(email, password.expose().clone()).await?;
         }
-        let authenticator =
-            Authenticator::from_pem(&service_config.jwt_public_key, floors)?.with_internal_token(internal);
-        let listener = TcpListener::bind(service_config.listen_addr).await?;
-        Ok(Self {
-            listener,
-            service: IdentityService {
-                accounts,
-                authenticator,
-            },
-            relay,
-            pool,
-            config,
+        let service = IdentityService {
+            accounts: accounts.clone(),
+            authenticator: foundation.authenticator,
+        };
+        Ok(Parts {
+            routes: tonic::service::Routes::new(IdentityServiceServer::new(service)),
+            service_names: vec![SERVICE_NAME],
+            domain: accounts,
+            tasks,
         })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
-    }
-
-    /// The use cases behind the service, for jobs.
-    pub fn accounts(&self) -> Accounts {
-        self.service.accounts.clone()
-    }
-
-    /// Serves (and delivers the outbox, and runs the retention job) until
-    /// `shutdown` triggers, drains in-flight calls, then closes the pool.
-    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        let relay = tokio::spawn(self.relay.run(shutdown.clone()));
-        let retention = tokio::spawn(
-            self.service
-                .accounts
-                .clone()
-                .run_retention(self.config.retention.clone(), shutdown.clone()),
-        );
-        let routes = tonic::service::Routes::new(IdentityServiceServer::new(self.service));
-        let result = platform::serve::serve_grpc(
-            self.listener,
-            routes,
-            &[SERVICE_NAME],
-            shutdown,
-            self.config.service.drain_delay,
-        )
-        .await;
-        // The relay finishes the delivery it is in, then stops.
-        let _ = relay.await;
-        let _ = retention.await;
-        self.pool.close().await;
-        result
     }
 }

@@ -1,13 +1,5 @@
-//! identity-svc: configuration from the environment, then serve until
-//! SIGTERM or Ctrl-C.
+//! identity-svc: arguments first (`--help` needs no environment), then the
+//! configuration from the environment; then serve until SIGTERM or Ctrl-C
+//! (the default), apply the migrations, or print the settings.
 
-use identity_svc::{Application, Config};
-use platform::shutdown::Shutdown;
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let _telemetry = platform::telemetry::init("identity-svc")?;
-    let config = Config::from_env()?;
-    let application = Application::build(config).await?;
-    application.run(Shutdown::on_signals()).await
-}
+platform::service_main!(identity_svc::IdentitySvc, identity_svc::config::SETTINGS);

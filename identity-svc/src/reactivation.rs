@@ -1,9 +1,14 @@
 //! Self-service reactivation by email (seeds 000 and 001).
 //!
 //! *Request*: whatever the email, the caller gets the same answer in the
-//! same time — limits are checked for every email alike, and the account
-//! lookup, the token and the email happen after the answer. Only an
-//! inactive account deactivated for `self` or `nonpayment` gets a link.
+//! same time — limits are checked and the request is recorded for every
+//! email alike, and the account lookup, the token and the email happen after
+//! the answer. The request is recorded in the outbox, in Postgres, before
+//! the answer, so an accepted request survives a crash or a shutdown, and
+//! with Postgres down the caller is told to retry (UNAVAILABLE) instead of
+//! being accepted and forgotten. The outbox relay then hands it back to
+//! [`Accounts::send_reactivation_link`]. Only an inactive account
+//! deactivated for `self` or `nonpayment` gets a link.
 //!
 //! *Confirm*: the token is consumed atomically, then the account is
 //! reactivated only if it is still in the state the link was issued for.
@@ -12,66 +17,77 @@
 //! Reactivation restores the account, not the subscription or product
 //! access: the customer buys a plan again.
 
-use platform::{mail, telemetry};
+use platform::{mail, outbox::Rejected, telemetry};
 use serde_json::json;
-use tracing::Instrument as _;
+use uuid::Uuid;
 
 use crate::{
-    accounts::Accounts,
+    accounts::{Accounts, client_subject},
     db,
     domain::{Account, DeactivationReason, Email, EventKind},
+    effects,
     error::Error,
     tokens::{Claim, digest},
 };
 use proto::notify::v1::Template;
 
-const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+pub(crate) const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl Accounts {
-    /// Checks the limits, then sends a link in the background if the account
-    /// may have one. The caller learns nothing about the account.
+    /// Checks the limits and records the request; a link follows in the
+    /// background if the account may have one. The caller learns nothing
+    /// about the account.
     pub async fn request_reactivation(&self, email: &str, client_address: &str) -> Result<(), Error> {
         let email = Email::parse(email).map_err(|message| Error::invalid("email", message))?;
         let settings = &self.reactivation;
-        let client = if client_address.trim().is_empty() {
-            "unknown"
-        } else {
-            client_address.trim()
-        };
+        let client = client_subject(client_address);
         // Rate-limit keys name the email only by its digest.
         let subject = digest(email.as_str());
-        let checks = [
-            self.limiter
-                .hit("reactivation-client", client, settings.max_per_client_per_hour, HOUR)
-                .await?,
-            self.limiter
-                .hit("reactivation-email", &subject, settings.max_per_email_per_hour, HOUR)
-                .await?,
-            self.limiter
-                .cooldown("reactivation-email", &subject, settings.cooldown)
-                .await?,
-        ];
-        for check in checks {
-            if let Err(limited) = check {
-                return Err(Error::RateLimited {
-                    retry_after: limited.retry_after,
-                });
-            }
-        }
-        let accounts = self.clone();
-        tokio::spawn(
-            async move {
-                if let Err(err) = accounts.send_reactivation_link(&email).await {
-                    tracing::error!(error = format!("{err:#}"), "cannot send a reactivation link");
-                }
-            }
-            .instrument(tracing::Span::current()),
-        );
+        // The request's transaction opens first: with Postgres down the
+        // request is refused before it spends any of the caller's limits.
+        let mut tx = self.pool.begin().await?;
+        // One check at a time, the client's first: a request refused for its
+        // client costs the email nothing, so nobody can spend a victim's
+        // budget or cooldown from an address that is over its own limit.
+        // The cooldown comes before the hourly count for the same reason,
+        // and keeps a link just sent from being replaced by the next request.
+        let limited = |limited: platform::limits::Limited| Error::RateLimited {
+            retry_after: limited.retry_after,
+        };
+        self.limiter
+            .hit("reactivation-client", client, settings.max_per_client_per_hour, HOUR)
+            .await?
+            .map_err(limited)?;
+        self.limiter
+            .cooldown("reactivation-email", &subject, settings.cooldown)
+            .await?
+            .map_err(limited)?;
+        self.limiter
+            .hit("reactivation-email", &subject, settings.max_per_email_per_hour, HOUR)
+            .await?
+            .map_err(limited)?;
+        effects::owe_reactivation_request(&mut tx, Uuid::now_v7(), email.as_str()).await?;
+        tx.commit().await?;
+        self.waker.wake();
         Ok(())
     }
 
-    async fn send_reactivation_link(&self, email: &Email) -> anyhow::Result<()> {
-        let Some(account) = db::users::find_by_email(&mut *self.pool.acquire().await?, email).await? else {
+    /// Answers a recorded request (delivered by the outbox relay): a link
+    /// for an account that may have one, nothing otherwise. Delivered again
+    /// after a crash, it does not send a second link: the email it owes is
+    /// keyed by the request.
+    pub(crate) async fn send_reactivation_link(&self, request: Uuid, email: &str) -> anyhow::Result<()> {
+        let email = Email::parse(email).map_err(|message| Rejected(format!("malformed email: {message}")))?;
+        let mail_key = format!("reactivation-link:{request}");
+        let already_owed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE idempotency_key = $1)")
+            .bind(&mail_key)
+            .fetch_one(&self.pool)
+            .await?;
+        if already_owed {
+            tracing::info!(%request, "reactivation request already answered");
+            return Ok(());
+        }
+        let Some(account) = db::users::find_by_email(&mut *self.pool.acquire().await?, &email).await? else {
             tracing::info!("reactivation requested for an unknown email; nothing sent");
             return Ok(());
         };
@@ -96,7 +112,9 @@ impl Accounts {
             user_id: account.id,
             state_version: account.state_version,
         };
-        let (token, hash) = self.tokens.issue(claim).await?;
+        // A crash before the commit below leaves a token nobody got; the
+        // redelivery issues a fresh one, which supersedes it.
+        let (token, _hash) = self.tokens.issue(claim).await?;
         let base = self.reactivation.public_url.trim_end_matches('/');
         let link = format!("{base}/reactivate?token={token}");
         let hours = (self.tokens.ttl().as_secs() / 3600).max(1);
@@ -108,7 +126,7 @@ impl Accounts {
         let mut tx = self.pool.begin().await?;
         let data = json!({ "sent": true, "expires_in_hours": hours });
         db::events::record(&mut tx, account.id, EventKind::ReactivationRequested, data, None, now).await?;
-        mail::owe(&mut tx, &format!("reactivation-link:{hash}"), &email).await?;
+        mail::owe(&mut tx, &mail_key, &email).await?;
         tx.commit().await?;
         self.waker.wake();
         tracing::info!(user_id = %account.id, trace_id = ?telemetry::current_trace_id(), "reactivation link issued");

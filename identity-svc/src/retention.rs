@@ -10,11 +10,9 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use platform::{mail, shutdown::Shutdown};
 use proto::notify::v1::Template;
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::{
     accounts::{Accounts, ErasureCause},
@@ -49,20 +47,16 @@ impl Accounts {
         Ok(pass)
     }
 
-    /// Runs [`Accounts::run_retention_once`] every `retention.interval` until shutdown.
+    /// Runs [`Accounts::run_retention_once`] every `retention.interval` until
+    /// shutdown; after a failed pass (a store down) sooner, backing off, so
+    /// reminders and purges that came due during an outage follow its end
+    /// within seconds.
     pub async fn run_retention(self, retention: RetentionConfig, shutdown: Shutdown) {
-        let mut ticks = tokio::time::interval(retention.interval.max(Duration::from_secs(1)));
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = ticks.tick() => {
-                    if let Err(err) = self.run_retention_once(&retention).await {
-                        tracing::error!(error = %err, "retention pass failed");
-                    }
-                }
-            }
-        }
+        let interval = retention.interval.max(Duration::from_secs(1));
+        platform::health::run_periodically("retention", interval, shutdown, || async {
+            self.run_retention_once(&retention).await.map(|_| ())
+        })
+        .await;
     }
 
     /// Reminds accounts whose erasure is `days_before` days away or less.
@@ -73,23 +67,7 @@ impl Accounts {
         }
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
-        let due: Vec<(Uuid, String, DateTime<Utc>)> = sqlx::query_as(
-            "WITH due AS ( \
-                 SELECT id, email, deactivated_at FROM users \
-                 WHERE NOT is_active AND deactivation_reason IN ('self', 'nonpayment') \
-                   AND deactivated_at + make_interval(days => $2) - make_interval(days => $3) <= $1 \
-                   AND deactivated_at + make_interval(days => $2) > $1), \
-             recorded AS ( \
-                 INSERT INTO retention_reminders (user_id, deactivated_at, days_before, sent_at) \
-                 SELECT id, deactivated_at, $3, $1 FROM due \
-                 ON CONFLICT DO NOTHING RETURNING user_id) \
-             SELECT due.id, due.email, due.deactivated_at FROM due JOIN recorded ON recorded.user_id = due.id",
-        )
-        .bind(now)
-        .bind(retention_days as i32)
-        .bind(days_before as i32)
-        .fetch_all(&mut *tx)
-        .await?;
+        let due = db::retention::claim_reminders(&mut tx, now, retention_days as i32, days_before as i32).await?;
         let reactivate_url = format!("{}/login", self.reactivation.public_url.trim_end_matches('/'));
         for (user_id, email, deactivated_at) in &due {
             let purge_at = *deactivated_at + chrono::Duration::days(i64::from(retention_days));
@@ -121,15 +99,7 @@ impl Accounts {
     /// Erases the accounts whose retention period ended.
     async fn purge(&self, retention_days: u32) -> Result<usize, Error> {
         let now = self.clock.now();
-        let expired: Vec<Uuid> = sqlx::query_scalar(
-            "SELECT id FROM users WHERE NOT is_active \
-             AND deactivated_at + make_interval(days => $2) <= $1 ORDER BY deactivated_at LIMIT $3",
-        )
-        .bind(now)
-        .bind(retention_days as i32)
-        .bind(PURGE_BATCH)
-        .fetch_all(&self.pool)
-        .await?;
+        let expired = db::retention::past_retention(&self.pool, now, retention_days as i32, PURGE_BATCH).await?;
         let mut purged = 0;
         for user_id in expired {
             match self.erase_account(user_id, ErasureCause::Retention).await {

@@ -7,6 +7,9 @@
 //! atomic script, so only the latest link works. Consuming is a single
 //! `GETDEL`: of any number of concurrent attempts exactly one gets the
 //! token.
+//!
+//! Every command runs once more if it met a dropped connection (Redis
+//! restarted): each one is safe to repeat, as its method says.
 
 use std::time::Duration;
 
@@ -70,15 +73,24 @@ impl ReactivationTokens {
         let bytes: [u8; 32] = rand::random();
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
         let hash = digest(&token);
-        let mut connection = self.kv.connection();
-        let _: i32 = redis::Script::new(ISSUE)
-            .key(self.current_key(claim.user_id))
-            .key(self.token_key(&hash))
-            .arg(&hash)
-            .arg(format!("{}:{}", claim.user_id, claim.state_version))
-            .arg(self.ttl.as_secs().max(1))
-            .arg(self.token_key(""))
-            .invoke_async(&mut connection)
+        // Repeated, the script stores the same token again.
+        let (current, token_key) = (self.current_key(claim.user_id), self.token_key(&hash));
+        let (value, prefix) = (format!("{}:{}", claim.user_id, claim.state_version), self.token_key(""));
+        let ttl = self.ttl.as_secs().max(1);
+        let script = redis::Script::new(ISSUE);
+        let _: i32 = self
+            .kv
+            .retry_once(|mut connection| {
+                let mut invocation = script.prepare_invoke();
+                invocation
+                    .key(&current)
+                    .key(&token_key)
+                    .arg(&hash)
+                    .arg(&value)
+                    .arg(ttl)
+                    .arg(&prefix);
+                async move { invocation.invoke_async(&mut connection).await }
+            })
             .await?;
         Ok((token, hash))
     }
@@ -91,21 +103,31 @@ impl ReactivationTokens {
             return Ok(None);
         }
         let hash = digest(token);
-        let mut connection = self.kv.connection();
-        let value: Option<String> = redis::cmd("GET")
-            .arg(self.token_key(&hash))
-            .query_async(&mut connection)
+        let token_key = self.token_key(&hash);
+        // A read: safe to repeat.
+        let value: Option<String> = self
+            .kv
+            .retry_once(|mut connection| {
+                let mut command = redis::cmd("GET");
+                command.arg(&token_key);
+                async move { command.query_async(&mut connection).await }
+            })
             .await?;
         let Some(claim) = value.as_deref().and_then(parse_claim) else {
             return Ok(None);
         };
-        let first: bool = redis::cmd("SET")
-            .arg(self.kv.key(&["reactivation", "opened", &hash]))
-            .arg(1)
-            .arg("NX")
-            .arg("EX")
-            .arg(self.ttl.as_secs().max(1))
-            .query_async::<Option<String>>(&mut connection)
+        // Repeated after a first run whose answer was lost, the mark is
+        // found and the opening counts as seen before: what the caller's
+        // own retry of a failed call would have found anyway.
+        let opened = self.kv.key(&["reactivation", "opened", &hash]);
+        let ttl = self.ttl.as_secs().max(1);
+        let first: bool = self
+            .kv
+            .retry_once(|mut connection| {
+                let mut command = redis::cmd("SET");
+                command.arg(&opened).arg(1).arg("NX").arg("EX").arg(ttl);
+                async move { command.query_async::<Option<String>>(&mut connection).await }
+            })
             .await?
             .is_some();
         Ok(Some((claim, first)))
@@ -113,15 +135,25 @@ impl ReactivationTokens {
 
     /// Voids the account's outstanding link, if any.
     pub async fn revoke(&self, user_id: Uuid) -> anyhow::Result<()> {
-        let mut connection = self.kv.connection();
-        let current: Option<String> = redis::cmd("GETDEL")
-            .arg(self.current_key(user_id))
-            .query_async(&mut connection)
+        // Both steps delete: repeating them deletes the same.
+        let current_key = self.current_key(user_id);
+        let current: Option<String> = self
+            .kv
+            .retry_once(|mut connection| {
+                let mut command = redis::cmd("GETDEL");
+                command.arg(&current_key);
+                async move { command.query_async(&mut connection).await }
+            })
             .await?;
         if let Some(hash) = current {
-            let _: i64 = redis::cmd("DEL")
-                .arg(self.token_key(&hash))
-                .query_async(&mut connection)
+            let token_key = self.token_key(&hash);
+            let _: i64 = self
+                .kv
+                .retry_once(|mut connection| {
+                    let mut command = redis::cmd("DEL");
+                    command.arg(&token_key);
+                    async move { command.query_async(&mut connection).await }
+                })
                 .await?;
         }
         Ok(())
@@ -139,10 +171,20 @@ impl ReactivationTokens {
         {
             return Ok(None);
         }
-        let mut connection = self.kv.connection();
-        let value: Option<String> = redis::cmd("GETDEL")
-            .arg(self.token_key(&digest(token)))
-            .query_async(&mut connection)
+        // Repeating the GETDEL never hands the token out twice. If a first
+        // run took the token and its answer was lost, the repeat finds
+        // nothing and the link is refused — as the caller's own retry of a
+        // failed call would have been; when the first run never reached
+        // Redis (the usual stale connection), the repeat is what makes the
+        // first call after a restart work.
+        let token_key = self.token_key(&digest(token));
+        let value: Option<String> = self
+            .kv
+            .retry_once(|mut connection| {
+                let mut command = redis::cmd("GETDEL");
+                command.arg(&token_key);
+                async move { command.query_async(&mut connection).await }
+            })
             .await?;
         Ok(value.as_deref().and_then(parse_claim))
     }

@@ -7,6 +7,15 @@ use platform::config::{self, ConfigError, ServiceConfig};
 /// The port license-svc listens on unless `LISTEN_ADDR` says otherwise.
 pub const DEFAULT_PORT: u16 = 50052;
 
+/// The settings this binary reads besides `platform::cli::SERVICE_SETTINGS` and the telemetry ones, as
+/// `--help` lists them (a test checks none is missing).
+pub const SETTINGS: &str = "\
+  NOTIFY_URL                  notify-svc (default http://127.0.0.1:50054)
+  OUTBOX_MAX_BACKOFF_SECS     longest wait between deliveries to notify-svc (default 300)
+  TRIAL_DAYS                  how long a new trial key runs (default 14)
+  MAX_TRIALS_PER_CUSTOMER     fresh trial periods per customer email (default 3)
+";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub service: ServiceConfig,

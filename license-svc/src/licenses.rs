@@ -18,13 +18,13 @@ use serde_json::json;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
+pub use crate::db::{
+    history::Entry,
+    keys::{CustomerRef, Filter},
+};
 use crate::{
-    db::{
-        self,
-        history::Entry,
-        keys::{Cursor, CustomerRef, Filter},
-    },
-    domain::{Action, Customer, Email, KeyStatus, KeyType, License, LicenseKey},
+    db::{self, keys::Cursor},
+    domain::{Access, Action, Customer, Email, KeyStatus, KeyType, License, LicenseKey},
     error::Error,
 };
 
@@ -35,6 +35,8 @@ const MAX_PAGE_SIZE: u32 = 200;
 const DEFAULT_PAGE_SIZE: u32 = 50;
 const MAX_EXTEND_DAYS: u32 = 3650;
 const MAX_TRIAL_DAYS: u32 = 365;
+/// How many of their own keys a customer is shown.
+const OWN_KEYS_SHOWN: i64 = 100;
 
 /// A new key as support staff ask for it.
 #[derive(Debug, Clone)]
@@ -55,13 +57,6 @@ pub struct Validity {
     pub key_type: KeyType,
     pub expires_at: Option<DateTime<Utc>>,
     pub features: BTreeMap<String, bool>,
-}
-
-/// What billing says about a customer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Active,
-    Suspended,
 }
 
 /// A page of keys and where the next one starts.
@@ -129,6 +124,7 @@ impl Licenses {
                 key_type: new.key_type,
                 expires_at: expires_in.map(|days| now + days),
                 disabled_at: None,
+                disabled_reason: None,
                 created_at: now,
                 features: new.features.clone(),
                 customer: new.customer.clone(),
@@ -185,36 +181,18 @@ impl Licenses {
     /// notify-svc. Returns how many keys.
     #[tracing::instrument(skip_all)]
     pub async fn erase_customer(&self, user_id: Option<Uuid>, email: Option<Email>) -> Result<u64, Error> {
-        let email = email.map(|email| email.as_str().to_owned());
         let mut tx = self.pool.begin().await?;
-        let keys: Vec<String> = sqlx::query_scalar(
-            "SELECT key FROM license_keys WHERE owner_user_id = $1 OR email = $2 ORDER BY key FOR UPDATE",
-        )
-        .bind(user_id)
-        .bind(&email)
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM key_history WHERE key = ANY($1)")
-            .bind(&keys)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM license_keys WHERE key = ANY($1)")
-            .bind(&keys)
-            .execute(&mut *tx)
-            .await?;
-        let customers: Vec<String> = user_id
-            .map(|id| format!("user:{id}"))
+        let keys = db::keys::lock_keys_of(&mut tx, user_id, email.as_ref()).await?;
+        db::history::delete_of_keys(&mut tx, &keys).await?;
+        db::keys::delete(&mut tx, &keys).await?;
+        let customers: Vec<CustomerRef> = user_id
+            .map(CustomerRef::UserId)
             .into_iter()
-            .chain(email.as_ref().map(|email| format!("email:{email}")))
+            .chain(email.clone().map(CustomerRef::Email))
             .collect();
-        sqlx::query("DELETE FROM customer_access WHERE customer = ANY($1)")
-            .bind(&customers)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM outbox WHERE delivered_at IS NULL AND payload->>'recipient' = $1")
-            .bind(&email)
-            .execute(&mut *tx)
-            .await?;
+        db::keys::forget_access(&mut tx, &customers).await?;
+        let email = email.map(|email| email.as_str().to_owned());
+        platform::outbox::forget_pending(&mut tx, None, email.as_deref()).await?;
         let parsed: Vec<LicenseKey> = keys.iter().filter_map(|key| LicenseKey::parse(key).ok()).collect();
         let announced: Vec<&LicenseKey> = parsed.iter().collect();
         self.commit_and_announce(tx, &announced).await?;
@@ -391,6 +369,18 @@ impl Licenses {
         Ok(())
     }
 
+    /// The keys `owner` owns, newest first, at most [`OWN_KEYS_SHOWN`].
+    pub async fn keys_of_owner(&self, owner: Uuid) -> Result<Vec<License>, Error> {
+        let mut connection = self.pool.acquire().await?;
+        Ok(db::keys::of_owner(&mut connection, owner, OWN_KEYS_SHOWN).await?)
+    }
+
+    /// Every history entry of every key `owner` owns, oldest first.
+    pub async fn history_of_owner(&self, owner: Uuid) -> Result<Vec<Entry>, Error> {
+        let mut connection = self.pool.acquire().await?;
+        Ok(db::history::list_of_owner(&mut connection, owner).await?)
+    }
+
     pub async fn history(&self, key: &str) -> Result<Vec<Entry>, Error> {
         let key = parse_key(key)?;
         let mut connection = self.pool.acquire().await?;
@@ -408,16 +398,8 @@ impl Licenses {
             .ok_or(Error::KeyNotFound)?;
         let key_type =
             KeyType::parse(&row.key_type).ok_or_else(|| anyhow::anyhow!("corrupt key type {}", row.key_type))?;
-        let now = self.now();
-        let status = if row.disabled_at.is_some() {
-            KeyStatus::Disabled
-        } else if row.expires_at.is_some_and(|expiry| expiry <= now) {
-            KeyStatus::Expired
-        } else {
-            KeyStatus::Active
-        };
         Ok(Validity {
-            status,
+            status: KeyStatus::at(row.disabled_at, row.expires_at, self.now()),
             key_type,
             expires_at: row.expires_at,
             features: row.features.0,
@@ -445,7 +427,7 @@ impl Licenses {
         let mut changed = Vec::new();
         for mut license in db::keys::lock_of_customer(&mut tx, &customer).await? {
             let (action, details) = match access {
-                Access::Suspended => (Action::Suspended, license.suspend(now)),
+                Access::Suspended(reason) => (Action::Suspended, license.suspend(now, reason)),
                 Access::Active => (Action::Restored, license.restore()),
             };
             let Some(details) = details else { continue };

@@ -1,13 +1,5 @@
-//! license-svc: configuration from the environment, then serve until
-//! SIGTERM or Ctrl-C.
+//! license-svc: arguments first (`--help` needs no environment), then the
+//! configuration from the environment; then serve until SIGTERM or Ctrl-C
+//! (the default), apply the migrations, or print the settings.
 
-use license_svc::{Application, Config};
-use platform::shutdown::Shutdown;
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let _telemetry = platform::telemetry::init("license-svc")?;
-    let config = Config::from_env()?;
-    let application = Application::build(config).await?;
-    application.run(Shutdown::on_signals()).await
-}
+platform::service_main!(license_svc::LicenseSvc, license_svc::config::SETTINGS);

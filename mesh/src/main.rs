@@ -37,8 +37,36 @@ use stripe_double::{CataloguePrice, StripeDouble};
 
 const KEY_PREFIX: &str = "reactivation:dev:";
 
+const SETTINGS: &str = "\
+  DATABASE_URL                a Postgres server (default postgres://postgres@127.0.0.1:5432/postgres)
+  REDIS_URL                   default redis://127.0.0.1:6379
+  GATEWAY_ADDR                default 127.0.0.1:8080
+  IDENTITY_ADDR               default 127.0.0.1:50051
+  LICENSE_ADDR                default 127.0.0.1:50052
+  BILLING_ADDR                default 127.0.0.1:50053
+  NOTIFY_ADDR                 default 127.0.0.1:50054
+  STRIPE_DOUBLE_ADDR          the local Stripe double (default 127.0.0.1:12111)
+  MAILBOX_DIR                 every email as an .eml file (default var/mailbox)
+  MESH_ADMIN_EMAIL            the local admin's login
+  MESH_ADMIN_PASSWORD         and password
+  STRIPE_SECRET_KEY           use real Stripe (test mode) instead of the double
+  ADMIN_ADDR                  Prometheus metrics of the whole mesh (default 127.0.0.1:9090)
+  TRIAL_DAYS                  how long a new trial key runs (default 14)
+  MAX_TRIALS_PER_CUSTOMER     fresh trial periods per customer email (default 3)
+  VALIDATE_RATE_LIMIT_PER_SEC license validations per client address per second (default 100)
+  VALIDATION_CACHE_CAPACITY   cached validations, 0 turns the cache off (default 50000)
+  VALIDATION_CACHE_MAX_AGE_MS longest a cached validation is used (default 5000)
+";
+
+/// The whole mesh in one process: no arguments besides `--help` and
+/// `--version`; settings come from the environment.
+#[derive(Debug, clap::Parser)]
+#[command(version, about, after_help = platform::cli::settings_help(SETTINGS))]
+struct Cli {}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let Cli {} = clap::Parser::parse();
     let _telemetry = platform::telemetry::init("mesh")?;
     let server = Secret::new(
         config::optional("DATABASE_URL").unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into()),
@@ -60,6 +88,8 @@ async fn main() -> anyhow::Result<()> {
     let internal = InternalToken::generate();
     let token_ttl = Duration::from_secs(3600);
     let shutdown = Shutdown::on_signals();
+    let admin_addr = config::parsed_or("ADMIN_ADDR", "127.0.0.1:9090".parse()?)?;
+    let admin_addr = platform::metrics::start_admin(admin_addr, shutdown.clone()).await?;
 
     let service = |database: &str, listen_addr| ServiceConfig {
         listen_addr,
@@ -71,6 +101,8 @@ async fn main() -> anyhow::Result<()> {
         internal_token: internal.secret().clone(),
         access_token_ttl: token_ttl,
         drain_delay: Duration::ZERO,
+        store_timeouts: config::StoreTimeouts::default(),
+        call_timeouts: config::CallTimeouts::default(),
     };
 
     platform::db::ensure_database(&server, "reactivation_notify").await?;
@@ -101,6 +133,7 @@ async fn main() -> anyhow::Result<()> {
         license_url: format!("http://{license_addr}"),
         outbox_max_backoff: Duration::from_secs(30),
         reactivation: identity_svc::config::ReactivationConfig::from_env()?,
+        login: identity_svc::config::LoginConfig::from_env()?,
         retention: identity_svc::config::RetentionConfig::from_env()?,
     })
     .await?;
@@ -149,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
         public_url: gateway_public_url.clone(),
         expiry_interval: Duration::from_secs(60),
         license_url: license_url.clone(),
+        identity_url: identity_url.clone(),
         outbox_max_backoff: Duration::from_secs(30),
     })
     .await?;
@@ -156,7 +190,7 @@ async fn main() -> anyhow::Result<()> {
     if stripe_double.is_some() {
         // The local Stripe starts empty: the welcome-back coupons must exist.
         for offer in billing_svc::domain::WelcomeBack::ALL {
-            billing.billing().setup_coupon(offer).await?;
+            billing.domain().setup_coupon(offer).await?;
         }
     }
 
@@ -171,12 +205,16 @@ async fn main() -> anyhow::Result<()> {
             validation_cache_max_age: Duration::from_millis(config::parsed_or("VALIDATION_CACHE_MAX_AGE_MS", 5000)?),
             redis_url,
             redis_key_prefix: KEY_PREFIX.into(),
+            redis_timeout: Duration::from_secs(1),
             jwt_public_key: keys.public_pem,
             access_token_ttl: token_ttl,
             downstream_timeout: Duration::from_secs(5),
             cors_allowed_origins: vec!["http://localhost:3000".into(), "http://127.0.0.1:3000".into()],
             drain_delay: Duration::ZERO,
-            trust_forwarded_for: false,
+            // Local development over plain HTTP.
+            secure_cookies: false,
+            trusted_proxies: Default::default(),
+            limits: gateway::config::Limits::from_env()?,
         },
         shutdown.clone(),
     )
@@ -185,6 +223,7 @@ async fn main() -> anyhow::Result<()> {
 
     println!();
     println!("The reactivation mesh is up. Ctrl-C stops it.");
+    println!("  web app            {gateway_url}/");
     println!("  gateway (REST)     {gateway_url}");
     println!("  OpenAPI document   {gateway_url}/openapi.json");
     println!("  identity-svc gRPC  {identity_url}");
@@ -199,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
     }
     println!("  notify-svc gRPC    {notify_url}");
     println!("  mailbox            {}/ (one .eml per email)", mailbox.display());
+    println!("  metrics            http://{admin_addr}/metrics");
     println!("  admin login        {admin_email} / {admin_password}");
     println!();
 

@@ -11,6 +11,25 @@ use platform::config::{self, ConfigError, Secret, ServiceConfig};
 /// The port notify-svc listens on unless `LISTEN_ADDR` says otherwise.
 pub const DEFAULT_PORT: u16 = 50054;
 
+/// The settings this binary reads besides `platform::cli::SERVICE_SETTINGS` and the telemetry ones, as
+/// `--help` lists them (a test checks none is missing).
+pub const SETTINGS: &str = "\
+  SMTP_HOST                   deliver over SMTP to this host (or MAILBOX_DIR)
+  SMTP_PORT                   default 587 (465 with SMTP_TLS=tls)
+  SMTP_TLS                    none, starttls (default) or tls
+  SMTP_USERNAME               SMTP login
+  SMTP_PASSWORD               SMTP password (secret)
+  MAILBOX_DIR                 development: write each message there as .eml
+  MAIL_FROM                   sender (default Reactivation <no-reply@reactivation.test>)
+  PRODUCT_NAME                named in emails (default Reactivation)
+  PUBLIC_URL                  the gateway's public address (default http://127.0.0.1:8080)
+  DELIVERY_MAX_ATTEMPTS       attempts before a message is given up (default 8)
+  DELIVERY_BACKOFF_BASE_MS    first retry delay (default 2000)
+  DELIVERY_BACKOFF_MAX_SECS   longest retry delay (default 3600)
+  WORKER_POLL_MS              how often the queue is polled (default 1000)
+  DELIVERY_CONCURRENCY        messages sent at once by one replica (default 4)
+";
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub service: ServiceConfig,

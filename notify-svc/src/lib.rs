@@ -5,10 +5,8 @@
 //! stored in this service's own database and acknowledged, and a delivery
 //! worker running inside the service sends it over SMTP, retrying with
 //! backoff until the server accepts it or the attempts run out. Idempotency
-//! keys make a retried enqueue harmless. [`Application::build`] connects to
-//! Postgres and Redis, applies migrations, prepares the mail transport and
-//! binds the listener; [`Application::run`] serves and delivers until
-//! shutdown, then drains.
+//! keys make a retried enqueue harmless. It stands on the mesh's skeleton
+//! ([`platform::service`]), with the delivery worker beside the server.
 
 pub mod config;
 pub mod db;
@@ -19,17 +17,14 @@ pub mod grpc;
 pub mod messages;
 pub mod templates;
 
-use std::{net::SocketAddr, sync::Arc};
+use std::sync::Arc;
 
 use platform::{
-    auth::{Authenticator, InternalToken, SessionFloors},
-    clock::Clock,
-    kv::Kv,
-    shutdown::Shutdown,
+    config::{ConfigError, ServiceConfig},
+    service::{Foundation, Parts, Tasks},
 };
 use proto::notify::v1::notify_service_server::{NotifyServiceServer, SERVICE_NAME};
-use sqlx::PgPool;
-use tokio::{net::TcpListener, sync::Notify};
+use tokio::sync::Notify;
 
 pub use crate::config::Config;
 use crate::{
@@ -42,46 +37,47 @@ use crate::{
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// A built notify-svc, bound and ready to serve and deliver.
+/// notify-svc on the mesh's skeleton ([`platform::service`]).
 #[derive(Debug)]
-pub struct Application {
-    listener: TcpListener,
-    service: NotifyService,
-    worker: Worker,
-    pool: PgPool,
-    config: Config,
-}
+pub struct NotifySvc;
 
-impl Application {
-    pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_with_clock(config, Clock::system()).await
+/// A built notify-svc, bound and ready to serve and deliver.
+pub type Application = platform::service::Application<NotifySvc>;
+
+impl platform::service::Service for NotifySvc {
+    const NAME: &'static str = "notify-svc";
+    const MIGRATOR: &'static sqlx::migrate::Migrator = &MIGRATOR;
+    type Config = Config;
+    type Domain = Messages;
+
+    fn config_from_env() -> Result<Config, ConfigError> {
+        Config::from_env()
     }
 
-    /// As [`Application::build`], with "now" taken from `clock`.
-    pub async fn build_with_clock(config: Config, clock: Clock) -> anyhow::Result<Self> {
-        let service_config = &config.service;
-        let pool = platform::db::connect(&service_config.database_url, service_config.database_max_connections).await?;
-        platform::db::migrate(&pool, &MIGRATOR).await?;
-        let kv = Kv::connect(&service_config.redis_url, &service_config.redis_key_prefix).await?;
-        let floors = SessionFloors::new(kv, service_config.access_token_ttl);
-        let authenticator = Authenticator::from_pem(&service_config.jwt_public_key, floors)?
-            .with_internal_token(InternalToken::new(service_config.internal_token.clone()));
+    fn service_config(config: &Config) -> &ServiceConfig {
+        &config.service
+    }
+
+    /// The mail transport, the messages and the delivery worker, which runs
+    /// beside the server: on shutdown it stops taking messages at once (an
+    /// attempt in flight is finished and recorded).
+    async fn build(config: Config, foundation: Foundation) -> anyhow::Result<Parts<Messages>> {
         let mailer = Mailer::new(&config.transport, &config.mail_from).await?;
         let wake = Arc::new(Notify::new());
         let messages = Messages {
-            pool: pool.clone(),
+            pool: foundation.pool.clone(),
             renderer: Renderer::new(&config.product_name, &config.public_url),
-            clock: clock.clone(),
+            clock: foundation.clock.clone(),
             wake: Arc::clone(&wake),
         };
         // Each attempt in flight holds a connection; keep one free for calls.
-        let max_in_flight = usize::try_from(service_config.database_max_connections.saturating_sub(1))
+        let max_in_flight = usize::try_from(config.service.database_max_connections.saturating_sub(1))
             .unwrap_or(1)
             .max(1);
         let worker = Worker {
-            pool: pool.clone(),
+            pool: foundation.pool.clone(),
             mailer,
-            clock,
+            clock: foundation.clock.clone(),
             wake,
             backoff: Backoff {
                 base: config.backoff_base,
@@ -91,56 +87,17 @@ impl Application {
             poll_interval: config.poll_interval,
             concurrency: config.delivery_concurrency.clamp(1, max_in_flight),
         };
-        let listener = TcpListener::bind(service_config.listen_addr).await?;
-        Ok(Self {
-            listener,
-            service: NotifyService {
-                messages,
-                authenticator,
-            },
-            worker,
-            pool,
-            config,
+        let mut tasks = Tasks::default();
+        tasks.spawn("delivery worker", move |stop| worker.run(stop));
+        let service = NotifyService {
+            messages: messages.clone(),
+            authenticator: foundation.authenticator,
+        };
+        Ok(Parts {
+            routes: tonic::service::Routes::new(NotifyServiceServer::new(service)),
+            service_names: vec![SERVICE_NAME],
+            domain: messages,
+            tasks,
         })
-    }
-
-    pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
-    }
-
-    /// Serves and delivers until `shutdown` triggers: the worker stops taking
-    /// messages at once (an attempt in flight is finished and recorded), the
-    /// server drains in-flight calls, then the database pool closes.
-    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
-        // The worker has a stop of its own so that a server that fails to
-        // serve stops it too, without triggering the caller's shutdown
-        // (which, in the development launcher, every service shares).
-        let stop = Shutdown::new();
-        let forward = tokio::spawn({
-            let (shutdown, stop) = (shutdown.clone(), stop.clone());
-            async move {
-                shutdown.wait().await;
-                stop.trigger();
-            }
-        });
-        let worker = tokio::spawn(self.worker.run(stop.clone()));
-
-        let routes = tonic::service::Routes::new(NotifyServiceServer::new(self.service));
-        let result = platform::serve::serve_grpc(
-            self.listener,
-            routes,
-            &[SERVICE_NAME],
-            shutdown,
-            self.config.service.drain_delay,
-        )
-        .await;
-
-        stop.trigger();
-        forward.abort();
-        if let Err(err) = worker.await {
-            tracing::error!(error = %err, "the delivery worker ended abnormally");
-        }
-        self.pool.close().await;
-        result
     }
 }

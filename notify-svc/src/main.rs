@@ -1,13 +1,5 @@
-//! notify-svc: configuration from the environment, then serve and deliver
-//! until SIGTERM or Ctrl-C.
+//! notify-svc: arguments first (`--help` needs no environment), then the
+//! configuration from the environment; then serve and deliver until SIGTERM or Ctrl-C
+//! (the default), apply the migrations, or print the settings.
 
-use notify_svc::{Application, Config};
-use platform::shutdown::Shutdown;
-
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let _telemetry = platform::telemetry::init("notify-svc")?;
-    let config = Config::from_env()?;
-    let application = Application::build(config).await?;
-    application.run(Shutdown::on_signals()).await
-}
+platform::service_main!(notify_svc::NotifySvc, notify_svc::config::SETTINGS);

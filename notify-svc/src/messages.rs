@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     db,
-    domain::{IdempotencyKey, Message, Recipient, Template},
+    domain::{Email, IdempotencyKey, Message, Template},
     error::Error,
     templates::Renderer,
 };
@@ -25,7 +25,7 @@ use crate::{
 #[derive(Clone)]
 pub struct Enqueue {
     pub template: Template,
-    pub recipient: Recipient,
+    pub recipient: Email,
     pub variables: BTreeMap<String, String>,
     pub idempotency_key: IdempotencyKey,
 }
@@ -108,12 +108,7 @@ impl Messages {
     /// is `keep`; queued ones are never sent. Returns how many.
     #[tracing::instrument(skip_all)]
     pub async fn erase_recipient(&self, recipient: &str, keep: &str) -> Result<u64, Error> {
-        let erased = sqlx::query("DELETE FROM messages WHERE lower(recipient) = $1 AND idempotency_key <> $2")
-            .bind(recipient)
-            .bind(keep)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let erased = db::messages::delete_to(&self.pool, recipient, keep).await?;
         tracing::info!(erased, "messages to an erased customer forgotten");
         Ok(erased)
     }

@@ -34,6 +34,7 @@ const FILES: &[(&str, &str)] = template_files!(
     "subscription_reactivated",
     "welcome_back_offer",
     "account_erased",
+    "subscription_ending_soon",
 );
 
 /// A message ready to send.
@@ -156,6 +157,8 @@ mod tests {
                     "link" => "https://app.example.com/reactivate?token=tok_123",
                     "reactivate_url" => "https://app.example.com/reactivate",
                     "pricing_url" => "https://app.example.com/pricing",
+                    "subscription_url" => "https://app.example.com/subscription",
+                    "end_date" => "December 18, 2026",
                     "expires_in_hours" => "24",
                     "days_left" => "7",
                     "purge_date" => "2026-12-01",

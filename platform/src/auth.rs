@@ -6,6 +6,13 @@
 //! raises that account's *session floor* in Redis, and every verifier refuses
 //! a token below the floor — sessions end at once everywhere, not when their
 //! tokens expire.
+//!
+//! A token is accepted only while its account *has* a floor: identity sets
+//! it from Postgres at every login. A missing floor cannot be told apart
+//! from one Redis lost (a restart without persistence, a failover that lost
+//! writes, one Cluster node's share), so it is refused too — the user logs
+//! in again, and that login rebuilds the floor from Postgres. Losing Redis
+//! data thus logs people out; it never brings a revoked session back.
 
 use std::{sync::Arc, time::Duration};
 
@@ -16,7 +23,11 @@ use serde::{Deserialize, Serialize};
 use tonic::{Code, Status};
 use uuid::Uuid;
 
-use crate::{config::Secret, error::Refusal, kv::Kv};
+use crate::{
+    config::Secret,
+    error::{Refusal, reason},
+    kv::Kv,
+};
 
 const ISSUER: &str = "reactivation-identity";
 const AUDIENCE: &str = "reactivation";
@@ -143,7 +154,7 @@ impl Caller {
         } else {
             Err(Refusal::new(
                 Code::PermissionDenied,
-                "ADMIN_REQUIRED",
+                reason::ADMIN_REQUIRED,
                 "This action requires the admin role.",
             ))
         }
@@ -156,11 +167,16 @@ impl Caller {
         } else {
             Err(Refusal::new(
                 Code::PermissionDenied,
-                "NOT_YOUR_ACCOUNT",
+                reason::NOT_YOUR_ACCOUNT,
                 "You can only act on your own account.",
             ))
         }
     }
+}
+
+/// A session floor's key, under the key prefix.
+pub(crate) fn floor_key_parts(user_id: Uuid) -> [String; 2] {
+    ["session-floor".to_owned(), user_id.to_string()]
 }
 
 /// Where session floors live; identity raises them, verifiers read them.
@@ -181,21 +197,48 @@ impl SessionFloors {
     }
 
     fn key(&self, user_id: Uuid) -> String {
-        self.kv.key(&["session-floor", &user_id.to_string()])
+        self.kv.key(&floor_key_parts(user_id))
     }
 
     /// Tokens of `user_id` issued for a state version below `version` are
-    /// refused from now on.
+    /// refused from now on. Called by a change of state, holding the
+    /// account's row lock, before it commits.
     pub async fn raise(&self, user_id: Uuid, version: i64) -> anyhow::Result<()> {
-        let mut connection = self.kv.connection();
+        self.set(user_id, version).await
+    }
+
+    /// Sets the floor to `version`, the account's committed state version,
+    /// read under a lock that keeps any change of state out (identity's
+    /// login). It rebuilds a floor Redis lost, renews its retention for the
+    /// token about to be issued, and lowers a floor a change raised before
+    /// failing to commit — so a failed commit costs its user a new login at
+    /// most, never every login after.
+    pub async fn confirm(&self, user_id: Uuid, version: i64) -> anyhow::Result<()> {
+        self.set(user_id, version).await
+    }
+
+    async fn set(&self, user_id: Uuid, version: i64) -> anyhow::Result<()> {
+        let key = self.key(user_id);
         let retention = self.retention.as_secs().max(1);
-        let () = connection.set_ex(self.key(user_id), version, retention).await?;
+        // SET is idempotent: safe to repeat on a fresh connection.
+        self.kv
+            .retry_once(|mut connection| {
+                let key = key.clone();
+                async move { connection.set_ex::<_, _, ()>(key, version, retention).await }
+            })
+            .await?;
         Ok(())
     }
 
     async fn floor(&self, user_id: Uuid) -> anyhow::Result<Option<i64>> {
-        let mut connection = self.kv.connection();
-        Ok(connection.get(self.key(user_id)).await?)
+        let key = self.key(user_id);
+        Ok(self
+            .kv
+            .retry_once(|mut connection| {
+                let key = key.clone();
+                async move { connection.get(key).await }
+            })
+            .await?)
     }
 }
 
@@ -311,6 +354,21 @@ impl Authenticator {
         Ok(principal)
     }
 
+    /// The caller must be a service of the mesh: for methods whose effects
+    /// only another service may ask for (closing, erasing). An admin's token
+    /// is not enough — admins act through the routes that lead there.
+    pub async fn authenticate_service(&self, metadata: &tonic::metadata::MetadataMap) -> Result<(), Status> {
+        match self.authenticate_principal(metadata).await? {
+            Principal::Service => Ok(()),
+            Principal::User(_) => Err(Refusal::new(
+                Code::PermissionDenied,
+                reason::SERVICE_ONLY,
+                "Only services of the mesh may call this method.",
+            )
+            .into()),
+        }
+    }
+
     pub async fn authenticate_principal(&self, metadata: &tonic::metadata::MetadataMap) -> Result<Principal, Status> {
         if self
             .internal
@@ -339,13 +397,15 @@ impl Authenticator {
             .map_err(|_| invalid_token("The access token is invalid or has expired. Please log in again."))?
             .claims;
         let floor = self.floors.floor(claims.sub).await.map_err(|err| {
-            tracing::error!(error = format!("{err:#}"), "session floor lookup failed");
-            Status::unavailable("Cannot verify the session right now; try again.")
+            tracing::warn!(error = format!("{err:#}"), "session floor lookup failed");
+            Status::from(crate::error::store_unavailable())
         })?;
-        if floor.is_some_and(|floor| claims.sv < floor) {
+        // No floor: never set (no login made one) or lost by Redis — the
+        // two cannot be told apart, so the session is refused either way.
+        if floor.is_none_or(|floor| claims.sv < floor) {
             return Err(Refusal::new(
                 Code::Unauthenticated,
-                "SESSION_REVOKED",
+                reason::SESSION_REVOKED,
                 "This session has ended. Please log in again.",
             )
             .into());
@@ -359,7 +419,7 @@ impl Authenticator {
 }
 
 fn invalid_token(message: &str) -> Status {
-    Refusal::new(Code::Unauthenticated, "TOKEN_INVALID", message).into()
+    Refusal::new(Code::Unauthenticated, reason::TOKEN_INVALID, message).into()
 }
 
 #[cfg(test)]

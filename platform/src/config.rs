@@ -120,6 +120,80 @@ pub struct ServiceConfig {
     /// `SHUTDOWN_DRAIN_DELAY_SECS`, default 0: how long to keep answering
     /// after reporting NOT_SERVING, so load balancers can stop routing here.
     pub drain_delay: std::time::Duration,
+    /// How long a call waits for Postgres or Redis before answering UNAVAILABLE.
+    pub store_timeouts: StoreTimeouts,
+    /// How long this service waits for another service's answer.
+    pub call_timeouts: CallTimeouts,
+}
+
+/// The deadline of a call to another service of the mesh (an outbox
+/// delivery): past it the call fails and the relay tries again later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallTimeouts {
+    /// `CALL_TIMEOUT_MS`, default 5000: a call answered from the callee's
+    /// own stores.
+    pub call: std::time::Duration,
+    /// `PAYMENT_CALL_TIMEOUT_MS`, default 30000: a call the callee answers
+    /// only after the payment provider has (billing-svc cancelling a
+    /// subscription or deleting a customer at Stripe).
+    pub payment_call: std::time::Duration,
+}
+
+impl Default for CallTimeouts {
+    fn default() -> Self {
+        Self {
+            call: std::time::Duration::from_secs(5),
+            payment_call: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
+impl CallTimeouts {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let default = Self::default();
+        Ok(Self {
+            call: millis_or("CALL_TIMEOUT_MS", default.call)?,
+            payment_call: millis_or("PAYMENT_CALL_TIMEOUT_MS", default.payment_call)?,
+        })
+    }
+}
+
+/// The variable as a number of milliseconds, or `default` when unset.
+fn millis_or(name: &'static str, default: std::time::Duration) -> Result<std::time::Duration, ConfigError> {
+    let default = u64::try_from(default.as_millis()).unwrap_or(u64::MAX);
+    Ok(std::time::Duration::from_millis(parsed_or(name, default)?))
+}
+
+/// How long a call waits for a store before giving up with UNAVAILABLE:
+/// well under the gateway's deadline (`DOWNSTREAM_TIMEOUT_MS`), so a store
+/// that is down gets a fast, clean 503 rather than a timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreTimeouts {
+    /// `DATABASE_ACQUIRE_TIMEOUT_MS`, default 1000: the longest wait for a
+    /// Postgres connection from the pool, connecting included.
+    pub database_acquire: std::time::Duration,
+    /// `REDIS_TIMEOUT_MS`, default 1000: the longest wait to connect to
+    /// Redis, and for any one answer from it.
+    pub redis: std::time::Duration,
+}
+
+impl Default for StoreTimeouts {
+    fn default() -> Self {
+        Self {
+            database_acquire: std::time::Duration::from_secs(1),
+            redis: std::time::Duration::from_secs(1),
+        }
+    }
+}
+
+impl StoreTimeouts {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let default = Self::default();
+        Ok(Self {
+            database_acquire: millis_or("DATABASE_ACQUIRE_TIMEOUT_MS", default.database_acquire)?,
+            redis: millis_or("REDIS_TIMEOUT_MS", default.redis)?,
+        })
+    }
 }
 
 impl ServiceConfig {
@@ -135,6 +209,24 @@ impl ServiceConfig {
             internal_token: secret("INTERNAL_API_TOKEN")?,
             access_token_ttl: std::time::Duration::from_secs(parsed_or("ACCESS_TOKEN_TTL_SECS", 900)?),
             drain_delay: std::time::Duration::from_secs(parsed_or("SHUTDOWN_DRAIN_DELAY_SECS", 0)?),
+            store_timeouts: StoreTimeouts::from_env()?,
+            call_timeouts: CallTimeouts::from_env()?,
         })
+    }
+
+    /// This service's Postgres pool, with its acquire timeout.
+    #[cfg(feature = "postgres")]
+    pub async fn connect_database(&self) -> anyhow::Result<sqlx::PgPool> {
+        crate::db::connect_with(
+            &self.database_url,
+            self.database_max_connections,
+            self.store_timeouts.database_acquire,
+        )
+        .await
+    }
+
+    /// This service's Redis connection, with its timeouts.
+    pub async fn connect_redis(&self) -> anyhow::Result<crate::kv::Kv> {
+        crate::kv::Kv::connect_with(&self.redis_url, &self.redis_key_prefix, self.store_timeouts.redis).await
     }
 }

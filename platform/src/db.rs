@@ -10,10 +10,30 @@ use sqlx::{PgPool, migrate::Migrator, postgres::PgPoolOptions};
 
 use crate::config::Secret;
 
+/// A pool with the default acquire timeout (tests and tools).
 pub async fn connect(url: &Secret<String>, max_connections: u32) -> anyhow::Result<PgPool> {
+    connect_with(
+        url,
+        max_connections,
+        crate::config::StoreTimeouts::default().database_acquire,
+    )
+    .await
+}
+
+/// A pool whose calls wait at most `acquire_timeout` for a connection —
+/// reconnecting included — so while Postgres is down each call fails fast
+/// (and leaves as UNAVAILABLE) instead of hanging until its caller's
+/// deadline. Connections are pinged before use, so the first call after
+/// Postgres comes back gets a fresh one rather than a dead one.
+pub async fn connect_with(
+    url: &Secret<String>,
+    max_connections: u32,
+    acquire_timeout: Duration,
+) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(5))
+        .acquire_timeout(acquire_timeout)
+        .test_before_acquire(true)
         .connect(url.expose())
         .await
         .map_err(|err| anyhow::anyhow!("cannot connect to Postgres: {err}"))?;
@@ -25,6 +45,15 @@ pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
         .run(pool)
         .await
         .map_err(|err| anyhow::anyhow!("cannot apply migrations: {err}"))?;
+    Ok(())
+}
+
+/// Applies `migrator` to the database at `url` and closes the connection:
+/// the `migrate` command of every service.
+pub async fn migrate_database(url: &Secret<String>, migrator: &Migrator) -> anyhow::Result<()> {
+    let pool = connect(url, 1).await?;
+    migrate(&pool, migrator).await?;
+    pool.close().await;
     Ok(())
 }
 

@@ -14,7 +14,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use redis::aio::{ConnectionManager, PubSub};
+use redis::aio::PubSub;
 use tokio_stream::StreamExt as _;
 
 use crate::{config::Secret, kv::Kv, shutdown::Shutdown};
@@ -37,7 +37,7 @@ pub fn channel(prefix: &str, topic: &str) -> String {
 /// Announces changes of one kind of item to every listener.
 #[derive(Clone)]
 pub struct Publisher {
-    connection: ConnectionManager,
+    kv: Kv,
     channel: Arc<str>,
 }
 
@@ -52,7 +52,7 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     pub fn new(kv: &Kv, topic: &str) -> Self {
         Self {
-            connection: kv.connection(),
+            kv: kv.clone(),
             channel: Arc::from(channel(kv.prefix(), topic)),
         }
     }
@@ -61,10 +61,12 @@ impl Publisher {
     /// failure is logged, not returned: the change itself has happened, and
     /// listeners bound how long they trust what they hold.
     pub async fn changed(&self, item: &str) {
-        let mut connection = self.connection.clone();
-        let mut command = redis::cmd("PUBLISH");
-        command.arg(&*self.channel).arg(item);
-        let publish = command.query_async::<i64>(&mut connection);
+        // A repeated announcement only makes listeners drop the item twice.
+        let publish = self.kv.retry_once(|mut connection| {
+            let mut command = redis::cmd("PUBLISH");
+            command.arg(&*self.channel).arg(item);
+            async move { command.query_async::<i64>(&mut connection).await }
+        });
         let error = match tokio::time::timeout(PUBLISH_TIMEOUT, publish).await {
             Ok(Ok(_)) => return,
             Ok(Err(err)) => err.to_string(),

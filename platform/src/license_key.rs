@@ -6,9 +6,17 @@
 //! validation cache, so both agree on what a key is and on its one spelling
 //! (the cache is keyed, and invalidated, by that spelling).
 
-use std::fmt;
-
+use chrono::{DateTime, Utc};
 use rand::{Rng as _, TryRngCore as _, rngs::OsRng};
+
+use crate::redacted::redacted_text;
+
+/// license-svc's expiry rule: a key with an expiry has expired from that
+/// moment on. The gateway applies it to the validations it remembers, so a
+/// cached answer turns expired exactly when license-svc's would.
+pub fn has_expired(expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    expires_at.is_some_and(|expiry| expiry <= now)
+}
 
 /// The [`crate::invalidation`] topic on which license-svc announces every
 /// key it changed (created, edited, extended, disabled, …), by its spelling
@@ -21,7 +29,7 @@ const GROUP_LEN: usize = 4;
 /// `SK-` plus four groups of four, separated by dashes.
 const LEN: usize = 3 + GROUPS * GROUP_LEN + (GROUPS - 1);
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct LicenseKey(String);
 
 impl LicenseKey {
@@ -59,23 +67,21 @@ impl LicenseKey {
         }
         Self(key)
     }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
 }
 
-impl fmt::Display for LicenseKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+redacted_text!(LicenseKey);
 
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
 
     use super::LicenseKey;
+
+    #[test]
+    fn debug_output_never_shows_the_value() {
+        let value = LicenseKey::parse("SK-ABCD-EFGH-JKLM-NPQR").unwrap();
+        assert!(!format!("{value:?}").contains("ABCD"));
+    }
 
     #[test]
     fn generated_keys_have_the_documented_shape_and_differ() {

@@ -10,6 +10,19 @@ use redis::AsyncCommands;
 
 use crate::kv::Kv;
 
+/// Marks a cooldown for `ARGV[1]` (this attempt) unless one is running:
+/// -1 when the attempt is allowed (its own mark counts as none), otherwise
+/// the milliseconds the running cooldown has left.
+const COOLDOWN: &str = r"
+local mark = redis.call('GET', KEYS[1])
+if not mark then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return -1
+end
+if mark == ARGV[1] then return -1 end
+return redis.call('PTTL', KEYS[1])
+";
+
 /// Why an attempt was refused, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limited {
@@ -35,48 +48,84 @@ impl Limiter {
         limit: u32,
         window: Duration,
     ) -> anyhow::Result<Result<(), Limited>> {
+        let (key, refusal) = self.window(name, subject, window);
         let window_secs = window.as_secs().max(1);
-        let now = chrono::Utc::now().timestamp().max(0) as u64;
-        let current = now / window_secs;
-        let key = self.kv.key(&["limit", name, subject, &current.to_string()]);
-        let mut connection = self.kv.connection();
-        let (count, ()): (u32, ()) = redis::pipe()
-            .atomic()
-            .incr(&key, 1)
-            .expire(&key, window_secs as i64)
-            .query_async(&mut connection)
+        // Repeated on a dropped connection: at worst one attempt is counted
+        // twice, which only makes the limit a little stricter.
+        let (count, ()): (u32, ()) = self
+            .kv
+            .retry_once(|mut connection| {
+                let key = key.clone();
+                async move {
+                    redis::pipe()
+                        .atomic()
+                        .incr(&key, 1)
+                        .expire(&key, window_secs as i64)
+                        .query_async(&mut connection)
+                        .await
+                }
+            })
             .await?;
         if count > limit {
-            let retry_after = Duration::from_secs((current + 1) * window_secs - now);
-            return Ok(Err(Limited { retry_after }));
+            return Ok(Err(refusal));
         }
         Ok(Ok(()))
     }
 
-    /// Forgets every count and cooldown of `subject` under `name` (the
-    /// subject asked to be forgotten).
-    pub async fn forget(&self, name: &str, subject: &str) -> anyhow::Result<()> {
-        let mut connection = self.kv.connection();
-        let pattern = self.kv.key(&["limit", name, subject, "*"]);
-        let mut keys: Vec<String> = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut connection)
-                .await?;
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+    /// The key counting `subject`'s attempts in the current window, and the
+    /// refusal that lasts until the window ends.
+    fn window(&self, name: &str, subject: &str, window: Duration) -> (String, Limited) {
+        let window_secs = window.as_secs().max(1);
+        let now = chrono::Utc::now().timestamp().max(0) as u64;
+        let current = now / window_secs;
+        let key = self.kv.key(&["limit", name, subject, &current.to_string()]);
+        let retry_after = Duration::from_secs((current + 1) * window_secs - now);
+        (key, Limited { retry_after })
+    }
+
+    /// Whether `subject` is already over `limit` in the current window,
+    /// without counting an attempt (for limits counted only on failure).
+    pub async fn check(
+        &self,
+        name: &str,
+        subject: &str,
+        limit: u32,
+        window: Duration,
+    ) -> anyhow::Result<Result<(), Limited>> {
+        let (key, refusal) = self.window(name, subject, window);
+        // A read: safe to repeat on a fresh connection.
+        let count: Option<u32> = self
+            .kv
+            .retry_once(|mut connection| {
+                let key = key.clone();
+                async move { connection.get(&key).await }
+            })
+            .await?;
+        if count.unwrap_or(0) >= limit {
+            return Ok(Err(refusal));
         }
-        keys.push(self.kv.key(&["cooldown", name, subject]));
-        let _: i64 = redis::cmd("DEL").arg(&keys).query_async(&mut connection).await?;
+        Ok(Ok(()))
+    }
+
+    /// Forgets the counts (limit per `window`) and cooldown of `subject`
+    /// under `name` (the subject asked to be forgotten). The keys are named,
+    /// not searched for: a count lives in the current window's key, or in
+    /// the previous one until it expires.
+    pub async fn forget(&self, name: &str, subject: &str, window: Duration) -> anyhow::Result<()> {
+        let (current, _) = self.window(name, subject, window);
+        let window_secs = window.as_secs().max(1);
+        let previous_window = (chrono::Utc::now().timestamp().max(0) as u64 / window_secs).saturating_sub(1);
+        let previous = self.kv.key(&["limit", name, subject, &previous_window.to_string()]);
+        let cooldown = self.kv.key(&["cooldown", name, subject]);
+        let keys = [current, previous, cooldown];
+        // Deleting twice deletes the same.
+        let _: i64 = self
+            .kv
+            .retry_once(|mut connection| {
+                let keys = keys.clone();
+                async move { redis::cmd("DEL").arg(&keys).query_async(&mut connection).await }
+            })
+            .await?;
         Ok(())
     }
 
@@ -86,15 +135,23 @@ impl Limiter {
             return Ok(Ok(()));
         }
         let key = self.kv.key(&["cooldown", name, subject]);
-        let mut connection = self.kv.connection();
-        let options = redis::SetOptions::default()
-            .conditional_set(redis::ExistenceCheck::NX)
-            .with_expiration(redis::SetExpiry::PX(period.as_millis() as u64));
-        let set: Option<String> = connection.set_options(&key, 1, options).await?;
-        if set.is_some() {
+        // The mark names this attempt, so a run repeated after a dropped
+        // connection recognises the mark its first run may have left and
+        // still allows the attempt.
+        let attempt = uuid::Uuid::new_v4().to_string();
+        let period_ms = period.as_millis() as u64;
+        let script = redis::Script::new(COOLDOWN);
+        let remaining_ms: i64 = self
+            .kv
+            .retry_once(|mut connection| {
+                let mut invocation = script.prepare_invoke();
+                invocation.key(&key).arg(&attempt).arg(period_ms);
+                async move { invocation.invoke_async(&mut connection).await }
+            })
+            .await?;
+        if remaining_ms < 0 {
             return Ok(Ok(()));
         }
-        let remaining_ms: i64 = connection.pttl(&key).await?;
         let retry_after = Duration::from_millis(remaining_ms.max(1000) as u64);
         Ok(Err(Limited {
             retry_after: Duration::from_secs(retry_after.as_secs_f64().ceil() as u64),

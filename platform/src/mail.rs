@@ -30,6 +30,10 @@ pub struct Email {
     pub variables: HashMap<String, String>,
 }
 
+impl outbox::Payload for Email {
+    const WHAT: &'static str = "email";
+}
+
 impl Email {
     pub fn new(template: notify::Template, recipient: &str, variables: &[(&str, String)]) -> Self {
         Self {
@@ -46,7 +50,7 @@ impl Email {
 /// Records `email` to be sent once the transaction commits; `key` makes it
 /// happen at most once however often it is recorded or delivered.
 pub async fn owe(connection: &mut PgConnection, key: &str, email: &Email) -> anyhow::Result<()> {
-    outbox::enqueue(connection, TOPIC, key, serde_json::to_value(email)?).await?;
+    outbox::owe(connection, TOPIC, key, email).await?;
     Ok(())
 }
 

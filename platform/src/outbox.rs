@@ -12,32 +12,71 @@
 //! of the request that caused the entry is stored with it, so delivery
 //! continues the same trace.
 //!
-//! Each service that uses it has this table in its migrations:
+//! The table's schema has one source, [`SCHEMA`] (`platform/migrations`);
+//! a service built on [`crate::service`] takes it from there by setting
+//! `OUTBOX_FROM_PLATFORM`. (identity-svc, license-svc and billing-svc carry
+//! older copies in their applied migrations, which stay as history.)
 //!
-//! ```sql
-//! CREATE TABLE outbox (
-//!     id              uuid PRIMARY KEY,
-//!     topic           text NOT NULL,
-//!     idempotency_key text NOT NULL UNIQUE,
-//!     payload         jsonb,
-//!     traceparent     text,
-//!     attempts        integer NOT NULL DEFAULT 0,
-//!     last_error      text,
-//!     created_at      timestamptz NOT NULL DEFAULT now(),
-//!     next_attempt_at timestamptz NOT NULL DEFAULT now(),
-//!     delivered_at    timestamptz
-//! );
-//! CREATE INDEX outbox_due ON outbox (next_attempt_at) WHERE delivered_at IS NULL;
-//! ```
+//! A payload is a [`Payload`] type. One that concerns a person names them
+//! in a top-level `recipient` (their email address) or `user_id` field, so
+//! that [`forget_pending`] finds it when the person is erased.
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use sqlx::{PgConnection, PgPool};
+use serde::{Serialize, de::DeserializeOwned};
+use sqlx::{PgConnection, PgPool, migrate::Migrator};
 use tokio::sync::Notify;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use crate::{shutdown::Shutdown, telemetry};
+use crate::{backoff::Backoff, shutdown::Shutdown, telemetry};
+
+/// The outbox table and its index, as a migration (version 0, before any
+/// of a service's own): the one source of the schema.
+pub static SCHEMA: Migrator = sqlx::migrate!("./migrations");
+
+/// `service`'s migrations preceded by [`SCHEMA`].
+pub fn with_schema(service: &Migrator) -> Migrator {
+    Migrator::with_migrations(SCHEMA.iter().chain(service.iter()).cloned().collect())
+}
+
+/// An owed effect's payload, stored as JSON in the entry.
+pub trait Payload: Serialize + DeserializeOwned {
+    /// What it is, in the error that parks a malformed one.
+    const WHAT: &'static str;
+}
+
+/// Records `payload` under `topic`, to deliver once the surrounding
+/// transaction commits; `key` makes it one effect however often it is
+/// recorded or delivered.
+pub async fn owe<P: Payload>(
+    connection: &mut PgConnection,
+    topic: &str,
+    key: &str,
+    payload: &P,
+) -> Result<(), sqlx::Error> {
+    let payload = serde_json::to_value(payload).map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
+    enqueue(connection, topic, key, payload).await
+}
+
+/// Forgets the effects owed to a person and not delivered yet, when the
+/// person is erased: every pending entry whose payload names `email` as
+/// its `recipient` or `user_id` as its `user_id`. How many went.
+pub async fn forget_pending(
+    connection: &mut PgConnection,
+    user_id: Option<Uuid>,
+    email: Option<&str>,
+) -> Result<u64, sqlx::Error> {
+    let forgotten = sqlx::query(
+        "DELETE FROM outbox WHERE delivered_at IS NULL \
+         AND (payload->>'recipient' = $1 OR payload->>'user_id' = $2)",
+    )
+    .bind(email)
+    .bind(user_id.map(|id| id.to_string()))
+    .execute(connection)
+    .await?;
+    Ok(forgotten.rows_affected())
+}
 
 /// Records an effect to deliver once the surrounding transaction commits.
 /// A second entry with the same idempotency key is ignored.
@@ -70,6 +109,14 @@ pub struct Entry {
     pub payload: serde_json::Value,
     pub attempts: i32,
     traceparent: Option<String>,
+}
+
+impl Entry {
+    /// The payload as `P`; a malformed one is [`Rejected`] (parked), as
+    /// trying again cannot mend it.
+    pub fn parse<P: Payload>(&self) -> Result<P, Rejected> {
+        serde_json::from_value(self.payload.clone()).map_err(|err| Rejected(format!("malformed {}: {err}", P::WHAT)))
+    }
 }
 
 /// What delivers entries: one implementation per service, dispatching on
@@ -143,22 +190,66 @@ impl<D: Deliver> Relay<D> {
     }
 
     pub async fn run(self, shutdown: Shutdown) {
+        let mut topics = std::collections::HashSet::new();
+        // Database failures in a row: the relay backs off while it is down.
+        let mut failures = 0;
         loop {
             if shutdown.is_triggered() {
                 return;
             }
             match self.deliver_one().await {
                 // Delivered (or failed) one entry: look for the next at once.
-                Ok(true) => continue,
-                Ok(false) => {}
-                Err(err) => tracing::error!(error = format!("{err:#}"), "outbox relay cannot reach its database"),
+                Ok(true) => {
+                    failures = 0;
+                    continue;
+                }
+                // Nothing due: a quiet moment to measure what is waiting.
+                Ok(false) => {
+                    failures = 0;
+                    if let Err(err) = self.measure_backlog(&mut topics).await {
+                        tracing::warn!(error = %err, "cannot measure the outbox backlog");
+                    }
+                }
+                Err(err) => {
+                    failures += 1;
+                    tracing::error!(
+                        error = format!("{err:#}"),
+                        failures,
+                        "outbox relay cannot reach its database"
+                    );
+                }
             }
             tokio::select! {
                 () = shutdown.wait() => return,
                 () = self.waker.0.notified() => {}
-                () = tokio::time::sleep(self.poll_interval) => {}
+                () = tokio::time::sleep(crate::health::outage_pause(self.poll_interval, failures)) => {}
             }
         }
+    }
+
+    /// Publishes the undelivered entries and the oldest one's age per topic
+    /// (`outbox_backlog`, `outbox_oldest_age_seconds`); a topic seen before
+    /// and now empty reads 0. The query reads the `outbox_due` partial index.
+    async fn measure_backlog(&self, topics: &mut std::collections::HashSet<String>) -> Result<(), sqlx::Error> {
+        let waiting: Vec<(String, i64, f64)> = sqlx::query_as(
+            "SELECT topic, count(*), COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0)::float8 \
+             FROM outbox WHERE delivered_at IS NULL GROUP BY topic",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let waiting: std::collections::HashMap<String, (i64, f64)> = waiting
+            .into_iter()
+            .map(|(topic, count, age)| (topic, (count, age)))
+            .collect();
+        topics.extend(waiting.keys().cloned());
+        let metrics = crate::metrics::metrics();
+        for topic in topics.iter() {
+            let (count, age) = waiting.get(topic).copied().unwrap_or_default();
+            let labels = crate::metrics::TopicLabels { topic: topic.clone() };
+            metrics.outbox_backlog.get_or_create(&labels).set(count);
+            metrics.outbox_oldest_age.get_or_create(&labels).set(age);
+        }
+        Ok(())
     }
 
     /// Claims and delivers one due entry; `false` when none is due.
@@ -179,6 +270,9 @@ impl<D: Deliver> Relay<D> {
         let outcome = self.deliver.deliver(&entry).instrument(span.clone()).await;
         match outcome {
             Ok(()) => {
+                // Delivered but not yet recorded: a crash here delivers it
+                // again later, which its idempotency key makes harmless.
+                crate::fail_point::fail_point("outbox.after_deliver");
                 // The payload may hold secrets (one-time links): keep only
                 // the record that the effect happened.
                 sqlx::query("UPDATE outbox SET delivered_at = now(), payload = NULL, last_error = NULL WHERE id = $1")
@@ -204,7 +298,13 @@ impl<D: Deliver> Relay<D> {
             }
             Err(err) => {
                 let attempts = entry.attempts + 1;
-                let backoff = backoff(attempts, self.max_backoff);
+                // 0.5 s, 1 s, 2 s, … never past `max_backoff`, jittered so
+                // replicas retrying the same receiver do not stampede it.
+                let backoff = Backoff {
+                    base: Duration::from_millis(500),
+                    max: self.max_backoff,
+                }
+                .delay(attempts.unsigned_abs());
                 sqlx::query(
                     "UPDATE outbox SET attempts = $2, last_error = $3, \
                      next_attempt_at = now() + make_interval(secs => $4) WHERE id = $1",
@@ -225,29 +325,5 @@ impl<D: Deliver> Relay<D> {
         }
         tx.commit().await?;
         Ok(true)
-    }
-}
-
-/// 0.5 s, 1 s, 2 s, … capped at `max`, with up to 20 % jitter so replicas
-/// retrying the same receiver do not stampede it.
-fn backoff(attempts: i32, max: Duration) -> Duration {
-    let exponent = u32::try_from(attempts.clamp(1, 30) - 1).unwrap_or(0);
-    let base = Duration::from_millis(500).saturating_mul(2u32.saturating_pow(exponent));
-    let capped = base.min(max);
-    let jitter = capped.mul_f64(rand::random::<f64>() * 0.2);
-    capped + jitter
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_then_stays_under_its_cap() {
-        let max = Duration::from_secs(300);
-        assert!(backoff(1, max) >= Duration::from_millis(500) && backoff(1, max) < Duration::from_millis(601));
-        assert!(backoff(2, max) >= Duration::from_secs(1));
-        assert!(backoff(5, max) >= Duration::from_secs(8));
-        assert!(backoff(40, max) <= max.mul_f64(1.2));
     }
 }

@@ -5,6 +5,13 @@
 //! OTLP only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Trace context crosses
 //! process boundaries in `traceparent` headers: [`inject_trace_context`] is the
 //! gRPC client side, [`server_span`] the server side of both gRPC and HTTP.
+//!
+//! Logs and spans are filtered apart: `RUST_LOG` sets what is logged, and
+//! spans at INFO and above always reach the tracer, whose sampler the
+//! standard `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG` set. An
+//! operator who quiets the logs keeps every trace. JSON log lines carry the
+//! `trace_id` and `span_id` of the span they were logged in, so a log line
+//! leads to its trace.
 
 use std::sync::OnceLock;
 
@@ -17,9 +24,16 @@ use opentelemetry_sdk::{
     propagation::TraceContextPropagator,
     trace::{SdkTracerProvider, SpanExporter},
 };
-use tracing::Span;
+use tracing::{Level, Span, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
-use tracing_subscriber::{EnvFilter, layer::SubscriberExt, util::SubscriberInitExt};
+use tracing_subscriber::{
+    EnvFilter, Layer as _,
+    filter::Targets,
+    fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
+    layer::SubscriberExt,
+    registry::LookupSpan,
+    util::SubscriberInitExt,
+};
 
 /// Keeps the tracer provider alive; dropping it flushes pending spans.
 #[derive(Debug)]
@@ -38,8 +52,14 @@ impl Drop for Telemetry {
 
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
+/// The installed dispatcher, so a log line being formatted can ask the
+/// OpenTelemetry layer for its span's ids (inside an event, the dispatcher
+/// is not reachable as the current default).
+static DISPATCH: OnceLock<tracing::dispatcher::WeakDispatch> = OnceLock::new();
+
 /// Installs the global subscriber for a service process. Log lines are JSON
-/// when `LOG_FORMAT=json`; the level comes from `RUST_LOG` (default `info`).
+/// when `LOG_FORMAT=json`; what is logged comes from `RUST_LOG` (default
+/// `info`) and changes nothing about what is traced.
 pub fn init(service_name: &str) -> anyhow::Result<Telemetry> {
     let mut builder = SdkTracerProvider::builder().with_resource(resource(service_name));
     if crate::config::optional("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
@@ -70,25 +90,93 @@ fn install(service_name: &str, provider: SdkTracerProvider) -> Telemetry {
     INSTALLED.get_or_init(|| {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         let tracer = provider.tracer(service_name.to_owned());
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-        let otel = tracing_opentelemetry::layer().with_tracer(tracer);
+        let spans = tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_filter(Targets::new().with_default(Level::INFO));
+        let logs = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
         let json = crate::config::optional("LOG_FORMAT").as_deref() == Some("json");
-        let registry = tracing_subscriber::registry().with(filter).with(otel);
+        let registry = tracing_subscriber::registry().with(spans);
         let result = if json {
+            let format = tracing_subscriber::fmt::format().json().flatten_event(true);
             registry
-                .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .event_format(WithTraceIds(format))
+                        .with_filter(logs),
+                )
                 .try_init()
         } else {
             let colour = std::io::IsTerminal::is_terminal(&std::io::stdout());
             registry
-                .with(tracing_subscriber::fmt::layer().with_ansi(colour))
+                .with(tracing_subscriber::fmt::layer().with_ansi(colour).with_filter(logs))
                 .try_init()
         };
-        if let Err(err) = result {
-            eprintln!("a tracing subscriber was already installed: {err}");
+        match result {
+            Ok(()) => {
+                DISPATCH.get_or_init(|| tracing::dispatcher::get_default(tracing::Dispatch::downgrade));
+            }
+            Err(err) => eprintln!("a tracing subscriber was already installed: {err}"),
         }
     });
     Telemetry { provider }
+}
+
+/// A JSON event format that opens each line with the `trace_id` and
+/// `span_id` of the span the event happened in, when there is one.
+struct WithTraceIds<F>(F);
+
+impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+    F: FormatEvent<S, N>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = String::new();
+        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        let ids = ctx.current_span().id().and_then(|id| {
+            let dispatch = DISPATCH.get()?.upgrade()?;
+            let context = tracing_opentelemetry::get_otel_context(id, &dispatch)?;
+            let span = context.span();
+            let span_context = span.span_context();
+            span_context
+                .is_valid()
+                .then(|| (span_context.trace_id(), span_context.span_id()))
+        });
+        match (ids, line.strip_prefix('{')) {
+            (Some((trace_id, span_id)), Some(rest)) => {
+                write!(writer, "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}")
+            }
+            _ => writer.write_str(&line),
+        }
+    }
+}
+
+/// Logs a gRPC call that did not end OK at the level its outcome deserves.
+/// A refusal the caller can act on — a wrong password, an unknown key, a
+/// limit — is normal operation: INFO. A failure of this server or of what
+/// it depends on is what an operator must see: ERROR.
+pub fn log_grpc_failure(failure: tower_http::classify::GrpcFailureClass, latency: std::time::Duration, span: &Span) {
+    use tonic::Code;
+    let latency_ms = latency.as_millis() as u64;
+    span.in_scope(|| match failure {
+        tower_http::classify::GrpcFailureClass::Status(status) => match Code::from_i32(status.code_raw()) {
+            code @ (Code::Unknown
+            | Code::DeadlineExceeded
+            | Code::Unimplemented
+            | Code::Internal
+            | Code::Unavailable
+            | Code::DataLoss) => tracing::error!(?code, latency_ms, "call failed"),
+            code => tracing::info!(?code, latency_ms, "call refused"),
+        },
+        failure => tracing::error!(%failure, latency_ms, "call failed"),
+    });
 }
 
 /// The W3C trace id (32 hex digits) of the current span, for audit records.

@@ -14,8 +14,6 @@ use platform::{
 use serde_json::json;
 use sqlx::PgPool;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("tests/outbox_migrations");
-
 /// A receiver that records what it got and can be told to fail.
 #[derive(Clone, Default)]
 struct Receiver {
@@ -91,7 +89,7 @@ async fn wait_until(mut done: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn an_entry_is_delivered_once_and_its_payload_cleared() {
-    let database = TestDatabase::create(&MIGRATOR).await;
+    let database = TestDatabase::create(&outbox::SCHEMA).await;
     let pool = platform::db::connect(&database.url, 4).await.unwrap();
     let receiver = Receiver::default();
     let shutdown = Shutdown::new();
@@ -113,7 +111,7 @@ async fn an_entry_is_delivered_once_and_its_payload_cleared() {
 
 #[tokio::test]
 async fn a_receiver_that_is_down_delays_the_entry_but_does_not_lose_it() {
-    let database = TestDatabase::create(&MIGRATOR).await;
+    let database = TestDatabase::create(&outbox::SCHEMA).await;
     let pool = platform::db::connect(&database.url, 4).await.unwrap();
     let receiver = Receiver::default();
     receiver.set(Mode::Down);
@@ -136,7 +134,7 @@ async fn a_receiver_that_is_down_delays_the_entry_but_does_not_lose_it() {
 
 #[tokio::test]
 async fn a_rejected_entry_is_parked_not_retried() {
-    let database = TestDatabase::create(&MIGRATOR).await;
+    let database = TestDatabase::create(&outbox::SCHEMA).await;
     let pool = platform::db::connect(&database.url, 4).await.unwrap();
     let receiver = Receiver::default();
     receiver.set(Mode::Rejecting);
@@ -158,7 +156,7 @@ async fn a_rejected_entry_is_parked_not_retried() {
 
 #[tokio::test]
 async fn two_relays_never_deliver_the_same_entry_twice() {
-    let database = TestDatabase::create(&MIGRATOR).await;
+    let database = TestDatabase::create(&outbox::SCHEMA).await;
     let pool = platform::db::connect(&database.url, 8).await.unwrap();
     let receiver = Receiver::default();
     let shutdown = Shutdown::new();

@@ -158,6 +158,19 @@ fn handle(inner: &Arc<Inner>, method: &Method, path: &str, form: &[(String, Stri
             None => not_found("coupon", id),
         },
         ("POST", ["v1", "checkout", "sessions"]) => create_session(inner, form),
+        ("POST", ["v1", "checkout", "sessions", id, "expire"]) => expire_session(inner, id),
+        ("GET", ["v1", "invoice_payments"]) => {
+            let state = inner.state();
+            let invoice = field(form, "invoice").unwrap_or_default();
+            let payments = state
+                .invoices
+                .get(invoice)
+                .map(|paid| objects::invoice_payment(invoice, &paid.payment_intent, paid.amount, paid.created))
+                .into_iter()
+                .collect();
+            (200, objects::list("/v1/invoice_payments", payments))
+        }
+        ("POST", ["v1", "refunds"]) => create_refund(inner, form),
         ("GET", ["v1", "checkout", "sessions", id]) => match inner.state().session_json(id, &inner.base_url) {
             Some(session) => (200, session),
             None => not_found("checkout.session", id),
@@ -268,9 +281,63 @@ fn create_session(inner: &Arc<Inner>, form: &[(String, String)]) -> Answer {
         coupon,
         created: now,
         subscription: None,
+        expired: false,
     };
     state.sessions.insert(id.clone(), session);
     (200, state.session_json(&id, &inner.base_url).expect("inserted above"))
+}
+
+/// Expires an open Checkout session: it can no longer be paid. A complete
+/// or expired one cannot be, as at Stripe.
+fn expire_session(inner: &Arc<Inner>, id: &str) -> Answer {
+    let mut state = inner.state();
+    let Some(session) = state.sessions.get_mut(id) else {
+        return not_found("checkout.session", id);
+    };
+    if session.subscription.is_some() || session.expired {
+        return invalid("Only Checkout Sessions with a status in [\"open\"] can be expired.");
+    }
+    session.expired = true;
+    (200, state.session_json(id, &inner.base_url).expect("exists"))
+}
+
+/// Refunds a payment (`payment_intent`), in full unless `amount` says less.
+fn create_refund(inner: &Arc<Inner>, form: &[(String, String)]) -> Answer {
+    let now = inner.now();
+    let mut state = inner.state();
+    let Some(payment_intent) = field(form, "payment_intent") else {
+        return invalid("Missing required param: payment_intent.");
+    };
+    let Some(paid) = state
+        .invoices
+        .values()
+        .find(|invoice| invoice.payment_intent == payment_intent)
+        .map(|invoice| invoice.amount)
+    else {
+        return not_found("payment_intent", payment_intent);
+    };
+    let refunded: i64 = state
+        .refunds
+        .iter()
+        .filter(|refund| refund.payment_intent == payment_intent)
+        .map(|refund| refund.amount)
+        .sum();
+    let amount = field(form, "amount")
+        .and_then(|amount| amount.parse().ok())
+        .unwrap_or(paid - refunded);
+    if amount <= 0 || refunded + amount > paid {
+        return invalid("Refund amount is greater than the unrefunded amount on the charge.");
+    }
+    let id = state.new_id("re");
+    state.refunds.push(crate::Refund {
+        id: id.clone(),
+        payment_intent: payment_intent.to_owned(),
+        amount,
+    });
+    (
+        200,
+        objects::refund(&id, payment_intent, amount, now, field(form, "reason")),
+    )
 }
 
 fn update_subscription(inner: &Arc<Inner>, id: &str, form: &[(String, String)]) -> Answer {
@@ -315,6 +382,8 @@ async fn checkout_page(AxumState(inner): AxumState<Arc<Inner>>, Path(id): Path<S
     };
     let action = if complete {
         "<p>This checkout is complete.</p>".to_owned()
+    } else if session["status"] == "expired" {
+        "<p>This checkout has expired: a newer one replaced it.</p>".to_owned()
     } else {
         format!(
             "<form method=\"post\" action=\"/checkout/{id}\"><button type=\"submit\">Pay ${}</button></form>",

@@ -3,8 +3,8 @@
 //! It speaks Stripe's HTTP API as the real client library calls it
 //! (form-encoded requests under `/v1`, `Authorization: Bearer sk_…`,
 //! `Idempotency-Key` replays, Stripe's JSON objects and error bodies) for
-//! the calls billing makes — customers, coupons, Checkout sessions,
-//! subscriptions — and sends webhooks signed with Stripe's scheme. A hosted
+//! the calls billing makes — customers, coupons, Checkout sessions (created,
+//! expired), subscriptions, invoice payments and refunds — and sends webhooks signed with Stripe's scheme. A hosted
 //! checkout page lets a person walk the checkout flow end to end locally.
 //!
 //! Tests look inside: every request received, the objects held, failures
@@ -42,6 +42,9 @@ pub struct Options {
     pub auto_deliver: bool,
     /// The prices checkout line items may name.
     pub prices: Vec<CataloguePrice>,
+    /// Where a browser reaches the double (its hosted checkout pages);
+    /// none: `http://` and the address it listens on.
+    pub public_url: Option<String>,
 }
 
 impl Options {
@@ -53,6 +56,7 @@ impl Options {
             webhook_url: None,
             auto_deliver: false,
             prices,
+            public_url: None,
         }
     }
 }
@@ -103,6 +107,24 @@ pub(crate) struct Session {
     pub(crate) coupon: Option<String>,
     pub(crate) created: i64,
     pub(crate) subscription: Option<String>,
+    /// Expired (`POST /v1/checkout/sessions/{id}/expire`): it can no longer be paid.
+    pub(crate) expired: bool,
+}
+
+/// A paid invoice: what was charged, and the payment a refund names.
+#[derive(Clone, Debug)]
+pub(crate) struct Invoice {
+    pub(crate) payment_intent: String,
+    pub(crate) amount: i64,
+    pub(crate) created: i64,
+}
+
+/// A refund made: its id, the payment refunded and the amount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refund {
+    pub id: String,
+    pub payment_intent: String,
+    pub amount: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -116,6 +138,8 @@ pub(crate) struct Subscription {
     pub(crate) period_end: i64,
     pub(crate) metadata: BTreeMap<String, String>,
     pub(crate) coupon: Option<String>,
+    /// The invoice of the last payment.
+    pub(crate) latest_invoice: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -126,6 +150,8 @@ pub(crate) struct State {
     pub(crate) coupons: BTreeMap<String, Value>,
     pub(crate) sessions: BTreeMap<String, Session>,
     pub(crate) subscriptions: BTreeMap<String, Subscription>,
+    pub(crate) invoices: BTreeMap<String, Invoice>,
+    pub(crate) refunds: Vec<Refund>,
     /// Events in the order they happened, as the bytes Stripe sends.
     pub(crate) events: Vec<(String, String, Vec<u8>)>,
     pub(crate) requests: Vec<RecordedRequest>,
@@ -163,6 +189,7 @@ impl State {
             period_end: subscription.period_end,
             metadata: &subscription.metadata,
             coupon: subscription.coupon.as_deref(),
+            latest_invoice: subscription.latest_invoice.as_deref(),
         }))
     }
 
@@ -184,6 +211,7 @@ impl State {
             amount_total,
             subscription: session.subscription.as_deref(),
             complete: session.subscription.is_some(),
+            expired: session.expired,
         }))
     }
 
@@ -194,6 +222,24 @@ impl State {
             .find(|(event_id, _, _)| event_id == id)
             .map(|(_, _, bytes)| bytes.clone())
             .with_context(|| format!("no event {id}"))
+    }
+
+    /// Records a paid invoice of `subscription` (its latest) and returns its id.
+    pub(crate) fn record_payment(&mut self, subscription: &str, amount: i64, created: i64) -> String {
+        let invoice_id = self.new_id("in");
+        let payment_intent = self.new_id("pi");
+        self.invoices.insert(
+            invoice_id.clone(),
+            Invoice {
+                payment_intent,
+                amount,
+                created,
+            },
+        );
+        if let Some(subscription) = self.subscriptions.get_mut(subscription) {
+            subscription.latest_invoice = Some(invoice_id.clone());
+        }
+        invoice_id
     }
 
     /// Records an event about `object`; returns its id.
@@ -278,6 +324,7 @@ impl Inner {
             session.subscription.is_none(),
             "checkout session {session_id} is already complete"
         );
+        anyhow::ensure!(!session.expired, "checkout session {session_id} has expired");
         let customer = match session.customer.clone() {
             Some(customer) => customer,
             None => {
@@ -309,6 +356,7 @@ impl Inner {
                 period_end,
                 metadata: session.subscription_metadata.clone(),
                 coupon: session.coupon.clone(),
+                latest_invoice: None,
             },
         );
         let stored = state.sessions.get_mut(session_id).expect("session read above");
@@ -320,7 +368,7 @@ impl Inner {
         let session_json = state.session_json(session_id, &self.base_url).expect("session exists");
         let amount = session_json["amount_total"].as_i64().unwrap_or_default();
         events.push(state.record_event("checkout.session.completed", now, session_json));
-        let invoice_id = state.new_id("in");
+        let invoice_id = state.record_payment(&subscription_id, amount, now);
         let invoice = objects::invoice(&invoice_id, now, &customer, &subscription_id, true, amount);
         events.push(state.record_event("invoice.paid", now, invoice));
         Ok(CompletedCheckout {
@@ -363,7 +411,10 @@ impl Drop for StripeDouble {
 impl StripeDouble {
     pub async fn start(options: Options) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(options.listen).await?;
-        let base_url = format!("http://{}", listener.local_addr()?);
+        let base_url = match options.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", listener.local_addr()?),
+        };
         let state = State {
             webhook_url: options.webhook_url,
             prices: options
@@ -457,6 +508,21 @@ impl StripeDouble {
             .is_some_and(|customer| customer.deleted)
     }
 
+    /// Every refund made so far, in order.
+    pub fn refunds(&self) -> Vec<Refund> {
+        self.inner.state().refunds.clone()
+    }
+
+    /// The payment (payment intent) of subscription `id`'s latest invoice.
+    pub fn latest_payment(&self, id: &str) -> Option<String> {
+        let state = self.inner.state();
+        let invoice = state.subscriptions.get(id)?.latest_invoice.clone()?;
+        state
+            .invoices
+            .get(&invoice)
+            .map(|invoice| invoice.payment_intent.clone())
+    }
+
     pub fn coupons(&self) -> Vec<Value> {
         self.inner.state().coupons.values().cloned().collect()
     }
@@ -518,7 +584,11 @@ impl StripeDouble {
         let subscription = state.subscriptions.get_mut(id).context("no such subscription")?;
         subscription.status = if paid { "active" } else { "past_due" }.into();
         let (customer, amount) = (subscription.customer.clone(), subscription.price.unit_amount);
-        let invoice_id = state.new_id("in");
+        let invoice_id = if paid {
+            state.record_payment(id, amount, now)
+        } else {
+            state.new_id("in")
+        };
         let invoice = objects::invoice(&invoice_id, now, &customer, id, paid, amount);
         let kind = if paid { "invoice.paid" } else { "invoice.payment_failed" };
         Ok(state.record_event(kind, now, invoice))

@@ -116,6 +116,7 @@ pub(crate) struct SubscriptionParts<'a> {
     pub period_end: i64,
     pub metadata: &'a BTreeMap<String, String>,
     pub coupon: Option<&'a str>,
+    pub latest_invoice: Option<&'a str>,
 }
 
 pub(crate) fn subscription(parts: &SubscriptionParts<'_>) -> Value {
@@ -161,6 +162,7 @@ pub(crate) fn subscription(parts: &SubscriptionParts<'_>) -> Value {
         },
         "livemode": false,
         "metadata": parts.metadata,
+        "latest_invoice": parts.latest_invoice,
         "start_date": parts.created,
         "status": parts.status,
     })
@@ -177,6 +179,7 @@ pub(crate) struct SessionParts<'a> {
     pub amount_total: i64,
     pub subscription: Option<&'a str>,
     pub complete: bool,
+    pub expired: bool,
 }
 
 pub(crate) fn checkout_session(parts: &SessionParts<'_>) -> Value {
@@ -198,10 +201,10 @@ pub(crate) fn checkout_session(parts: &SessionParts<'_>) -> Value {
         "payment_method_types": ["card"],
         "payment_status": if parts.complete { "paid" } else { "unpaid" },
         "shipping_options": [],
-        "status": if parts.complete { "complete" } else { "open" },
+        "status": if parts.complete { "complete" } else if parts.expired { "expired" } else { "open" },
         "subscription": parts.subscription,
         "success_url": parts.success_url,
-        "url": if parts.complete { None } else { Some(parts.url) },
+        "url": if parts.complete || parts.expired { None } else { Some(parts.url) },
     })
 }
 
@@ -222,6 +225,47 @@ pub(crate) fn invoice(id: &str, created: i64, customer: &str, subscription: &str
             "subscription_details": { "subscription": subscription, "metadata": {} },
         },
     })
+}
+
+/// The payment of a paid invoice, as `GET /v1/invoice_payments` lists it.
+pub(crate) fn invoice_payment(invoice: &str, payment_intent: &str, amount: i64, created: i64) -> Value {
+    json!({
+        "id": format!("inpay_{}", invoice.trim_start_matches("in_")),
+        "object": "invoice_payment",
+        "amount_paid": amount,
+        "amount_requested": amount,
+        "created": created,
+        "currency": "usd",
+        "invoice": invoice,
+        "is_default": true,
+        "livemode": false,
+        "payment": { "type": "payment_intent", "payment_intent": payment_intent },
+        "status": "paid",
+        "status_transitions": { "canceled_at": null, "paid_at": created },
+    })
+}
+
+pub(crate) fn refund(id: &str, payment_intent: &str, amount: i64, created: i64, reason: Option<&str>) -> Value {
+    json!({
+        "id": id,
+        "object": "refund",
+        "amount": amount,
+        "balance_transaction": null,
+        "charge": null,
+        "created": created,
+        "currency": "usd",
+        "metadata": {},
+        "payment_intent": payment_intent,
+        "reason": reason,
+        "receipt_number": null,
+        "source_transfer_reversal": null,
+        "status": "succeeded",
+        "transfer_reversal": null,
+    })
+}
+
+pub(crate) fn list(url: &str, data: Vec<Value>) -> Value {
+    json!({ "object": "list", "data": data, "has_more": false, "url": url })
 }
 
 pub(crate) fn event(id: &str, event_type: &str, created: i64, object: Value) -> Value {

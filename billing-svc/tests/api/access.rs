@@ -12,7 +12,9 @@ async fn paying_failing_recovering_and_expiring_each_owe_one_access_change() {
     let app = spawn_app().await;
     let (customer, stripe_id) = app.subscriber().await;
     let user = customer.id.to_string();
-    assert_eq!(app.access_owed().await, [(user.clone(), "active".into())]);
+    // The checkout, then its first invoice, paid.
+    let paid = (user.clone(), "active".to_owned());
+    assert_eq!(app.access_owed().await, [paid.clone(), paid]);
 
     let failed = app.stripe.fail_payment(&stripe_id).unwrap();
     app.deliver(&failed).await.unwrap();
@@ -26,7 +28,7 @@ async fn paying_failing_recovering_and_expiring_each_owe_one_access_change() {
     app.billing.expire_due().await.unwrap();
 
     let owed: Vec<String> = app.access_owed().await.into_iter().map(|(_, access)| access).collect();
-    assert_eq!(owed, ["active", "suspended", "active", "suspended"]);
+    assert_eq!(owed, ["active", "active", "suspended", "active", "suspended"]);
     let versions: Vec<i64> = sqlx::query_scalar(
         "SELECT (payload->>'version')::bigint FROM outbox WHERE topic = 'license.customer_access' \
          ORDER BY created_at, id",
@@ -51,7 +53,7 @@ async fn closing_an_account_cancels_without_renewal_and_suspends_once() {
     assert_eq!(app.stripe.cancel_at_period_end_updates(&stripe_id), ["true"]);
     assert_eq!(app.events("cancelled").await, 1);
     let owed: Vec<String> = app.access_owed().await.into_iter().map(|(_, access)| access).collect();
-    assert_eq!(owed, ["active", "suspended"]);
+    assert_eq!(owed, ["active", "active", "suspended"]);
     let reason: Option<String> =
         sqlx::query_scalar("SELECT last_cancellation_reason FROM tenants WHERE owner_user_id = $1")
             .bind(customer.id)
@@ -59,7 +61,9 @@ async fn closing_an_account_cancels_without_renewal_and_suspends_once() {
             .await
             .unwrap();
     assert_eq!(reason.as_deref(), Some("moving to a competitor"));
-    // Having left, they are a returning customer now.
+    // Having left, they are a returning customer once the paid period ends.
+    assert!(!app.pricing(&customer).await.welcome_back_eligible);
+    app.clock.advance(Duration::days(31));
     assert!(app.pricing(&customer).await.welcome_back_eligible);
 }
 
@@ -81,4 +85,85 @@ async fn closing_an_account_that_never_subscribed_still_suspends_its_keys() {
         .insert("authorization", format!("Bearer {}", customer.token).parse().unwrap());
     let refused = app.client.clone().close_account(request).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+
+    // Nor an admin: closing and erasing are asked for by identity-svc only.
+    fn as_admin<T>(token: &str, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        request
+    }
+    let refused = app
+        .client
+        .clone()
+        .close_account(as_admin(
+            &app.admin,
+            pb::CloseAccountRequest {
+                user_id: customer.id.to_string(),
+                reason: String::new(),
+                idempotency_key: "y".into(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let refused = app
+        .client
+        .clone()
+        .erase_customer(as_admin(
+            &app.admin,
+            pb::EraseCustomerRequest {
+                user_id: customer.id.to_string(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn undoing_the_cancellation_of_a_closed_then_reopened_account_restores_access() {
+    let app = spawn_app().await;
+    let (customer, stripe_id) = app.subscriber().await;
+    app.close_account(&customer, "deactivated:3").await.unwrap();
+    assert_eq!(
+        app.access_changes().await,
+        ["active", "active", "suspended:account_closed"]
+    );
+
+    // The account was reopened; its owner undoes the cancellation.
+    let undone = app.reactivate(&customer).await.expect("undo");
+    assert_eq!(undone.status(), pb::SubscriptionStatus::Active);
+    assert_eq!(app.stripe.cancel_at_period_end_updates(&stripe_id), ["true", "false"]);
+    assert_eq!(
+        app.access_changes().await,
+        ["active", "active", "suspended:account_closed", "active"],
+        "billing resumes, so access comes back"
+    );
+}
+
+#[tokio::test]
+async fn every_paid_invoice_makes_access_follow_the_money() {
+    let app = spawn_app().await;
+    let (_, stripe_id) = app.subscriber().await;
+    // A renewal paid, with no failure before it: access is confirmed again
+    // (keys suspended for payment by a lost or late event come back).
+    let renewal = app.stripe.pay(&stripe_id).unwrap();
+    app.deliver(&renewal).await.unwrap();
+    assert_eq!(app.access_changes().await, ["active", "active", "active"]);
+}
+
+#[tokio::test]
+async fn a_closed_account_gets_no_access_back_from_billing() {
+    let app = spawn_app().await;
+    let (customer, stripe_id) = app.subscriber().await;
+    app.close_account(&customer, "deactivated:9").await.unwrap();
+    // Stripe collects a payment still due: the account is still closed.
+    let paid = app.stripe.pay(&stripe_id).unwrap();
+    app.deliver(&paid).await.unwrap();
+    assert_eq!(
+        app.access_changes().await,
+        ["active", "active", "suspended:account_closed"]
+    );
 }

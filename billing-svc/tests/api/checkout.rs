@@ -239,3 +239,149 @@ async fn metrics_count_returns_time_away_and_billing_choice() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn checkout_is_refused_while_a_cancelled_subscription_still_runs() {
+    let app = spawn_app().await;
+    for offer in billing_svc::domain::WelcomeBack::ALL {
+        app.billing.setup_coupon(offer).await.unwrap();
+    }
+    let (customer, _) = app.subscriber().await;
+    app.cancel(&customer).await.unwrap();
+    // No cancel-and-rebuy at 50 % off while the paid month runs.
+    assert!(!app.pricing(&customer).await.welcome_back_eligible);
+    let refused = app
+        .checkout(&customer, pb::Plan::Builder, pb::BillingPeriod::Monthly)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&refused).as_deref(), Some("CANCELLED_SUBSCRIPTION_RUNNING"));
+    assert!(refused.message().contains("Reactivate it"), "{}", refused.message());
+
+    // Once the period is over (the expiry job has not run yet), they may
+    // buy again, with the offer.
+    app.clock.advance(Duration::days(31));
+    assert!(app.pricing(&customer).await.welcome_back_eligible);
+    let session = app
+        .checkout(&customer, pb::Plan::Builder, pb::BillingPeriod::Monthly)
+        .await
+        .expect("checkout");
+    assert_eq!(session.coupon, "PR_WELCOME_BACK_MONTHLY");
+}
+
+#[tokio::test]
+async fn a_second_paid_checkout_never_leaves_two_subscriptions_charging() {
+    let app = spawn_app().await;
+    let customer = app.customer();
+    // Two tabs: the first session is paid just before the second is
+    // opened (too late to expire it), and both are paid.
+    let kept = app.pay(&customer, pb::Plan::Builder, pb::BillingPeriod::Monthly).await;
+    let duplicate = app.pay(&customer, pb::Plan::Maven, pb::BillingPeriod::Annual).await;
+    for event in &kept.events {
+        app.deliver(event).await.unwrap();
+    }
+    for event in &duplicate.events {
+        app.deliver(event).await.expect("acknowledged");
+    }
+
+    let at_stripe = app.stripe.subscription(&duplicate.subscription_id).unwrap();
+    assert_eq!(at_stripe["status"], "canceled", "the duplicate is ended at Stripe");
+    let paid = app.stripe.latest_payment(&duplicate.subscription_id).unwrap();
+    let refunds = app.stripe.refunds();
+    assert_eq!(refunds.len(), 1, "refunded once, whatever the events: {refunds:?}");
+    assert_eq!(refunds[0].payment_intent, paid, "what was paid for the duplicate");
+    assert_eq!(refunds[0].amount, 102_000, "in full: Maven annual");
+    assert_eq!(
+        app.stripe.subscription(&kept.subscription_id).unwrap()["status"],
+        "active"
+    );
+    let shown = app.subscription(&customer).await;
+    assert_eq!(shown.status(), pb::SubscriptionStatus::Active);
+    assert_eq!(shown.plan(), pb::Plan::Builder);
+    assert_eq!(app.events("duplicate_cancelled").await, 1);
+    let failed: i64 = sqlx::query_scalar("SELECT count(*) FROM failed_webhooks")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(failed, 0);
+}
+
+#[tokio::test]
+async fn a_new_checkout_session_expires_the_previous_one() {
+    let app = spawn_app().await;
+    let customer = app.customer();
+    let first = app
+        .checkout(&customer, pb::Plan::Builder, pb::BillingPeriod::Monthly)
+        .await
+        .unwrap();
+    let second = app
+        .checkout(&customer, pb::Plan::Maven, pb::BillingPeriod::Annual)
+        .await
+        .unwrap();
+
+    assert_eq!(app.stripe.checkout_session(&first.id).unwrap()["status"], "expired");
+    assert_eq!(app.stripe.checkout_session(&second.id).unwrap()["status"], "open");
+    assert!(
+        app.stripe.complete_checkout(&first.id).await.is_err(),
+        "an expired session cannot be paid"
+    );
+    let paid = app.stripe.complete_checkout(&second.id).await.unwrap();
+    for event in &paid.events {
+        app.deliver(event).await.unwrap();
+    }
+    let shown = app.subscription(&customer).await;
+    assert_eq!(shown.status(), pb::SubscriptionStatus::Active);
+    assert_eq!(shown.plan(), pb::Plan::Maven);
+}
+
+#[tokio::test]
+async fn two_paid_sessions_completing_at_once_leave_one_subscription() {
+    let app = spawn_app().await;
+    let customer = app.customer();
+    let first = app.pay(&customer, pb::Plan::Builder, pb::BillingPeriod::Monthly).await;
+    let second = app.pay(&customer, pb::Plan::Grower, pb::BillingPeriod::Monthly).await;
+    let deliver_all = |events: Vec<String>| {
+        let app = &app;
+        async move {
+            for event in &events {
+                app.deliver(event).await.expect("acknowledged");
+            }
+        }
+    };
+    tokio::join!(deliver_all(first.events.clone()), deliver_all(second.events.clone()));
+
+    let subscriptions: i64 = sqlx::query_scalar("SELECT count(*) FROM subscriptions")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(subscriptions, 1, "one subscription kept");
+    let statuses = [&first, &second].map(|paid| {
+        app.stripe.subscription(&paid.subscription_id).unwrap()["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    });
+    let mut sorted = statuses.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["active", "canceled"], "{statuses:?}");
+    assert_eq!(app.stripe.refunds().len(), 1);
+    assert_eq!(app.events("duplicate_cancelled").await, 1);
+}
+
+#[tokio::test]
+async fn checkout_without_the_coupons_set_up_says_offer_not_set_up() {
+    let app = spawn_app().await;
+    // Nobody ran `billing-svc setup-coupons` against this Stripe.
+    let customer = returning_customer(&app).await;
+    let refused = app
+        .checkout(&customer, pb::Plan::Builder, pb::BillingPeriod::Monthly)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::Unavailable);
+    assert_eq!(reason(&refused).as_deref(), Some("OFFER_NOT_SET_UP"));
+    assert!(
+        refused.message().contains("nothing was charged"),
+        "{}",
+        refused.message()
+    );
+}

@@ -34,7 +34,7 @@ pub struct TestApp {
     /// Reads the service's tables directly, as an operator would.
     pub pool: PgPool,
     _database: TestDatabase,
-    _keys: TestKeySpace,
+    keys: TestKeySpace,
 }
 
 /// A customer: their user id and access token.
@@ -80,13 +80,15 @@ pub async fn spawn_app() -> TestApp {
         expiry_interval: Duration::from_secs(3600),
         // Nothing listens there: access changes wait in the outbox, where tests read them.
         license_url: "http://127.0.0.1:9".into(),
+        // Nor there: emails owed to customers wait in the outbox too.
+        identity_url: "http://127.0.0.1:9".into(),
         outbox_max_backoff: Duration::from_secs(1),
     };
     let application = Application::build_with_clock(config, clock.clone())
         .await
         .expect("billing-svc builds");
     let address = application.local_addr();
-    let billing = application.billing();
+    let billing = application.domain();
     tokio::spawn(application.run(Shutdown::new()));
     let client = BillingServiceClient::connect(format!("http://{address}"))
         .await
@@ -97,12 +99,12 @@ pub async fn spawn_app() -> TestApp {
         clock,
         stripe,
         billing,
-        admin: signer.sign(Uuid::new_v4(), vec![Role::User, Role::Admin], 0).unwrap(),
+        admin: platform::testing::access_token(&signer, &keys, Uuid::new_v4(), vec![Role::User, Role::Admin]),
         internal,
         signer,
         pool: platform::db::connect(&database.url, 2).await.unwrap(),
         _database: database,
-        _keys: keys,
+        keys,
     }
 }
 
@@ -135,7 +137,7 @@ impl TestApp {
         let id = Uuid::new_v4();
         Customer {
             id,
-            token: self.signer.sign(id, vec![Role::User], 0).unwrap(),
+            token: platform::testing::access_token(&self.signer, &self.keys, id, vec![Role::User]),
         }
     }
 
@@ -254,6 +256,51 @@ impl TestApp {
         .fetch_all(&self.pool)
         .await
         .unwrap()
+    }
+}
+
+impl TestApp {
+    /// The key access changes owed to license-svc, oldest first, each as
+    /// `active` or `suspended:<why>`.
+    pub async fn access_changes(&self) -> Vec<String> {
+        sqlx::query_scalar(
+            "SELECT payload->>'access' || COALESCE(':' || (payload->>'reason'), '') FROM outbox \
+             WHERE topic = 'license.customer_access' ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+}
+
+/// An email billing owes a customer (through identity-svc).
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct OwedEmail {
+    pub user_id: String,
+    /// The notify template's name, e.g. `TEMPLATE_WELCOME_BACK_OFFER`.
+    pub template: String,
+    pub variables: serde_json::Value,
+    pub idempotency_key: String,
+}
+
+impl TestApp {
+    /// The emails owed to customers, oldest first.
+    pub async fn emails_owed(&self) -> Vec<OwedEmail> {
+        sqlx::query_as(
+            "SELECT payload->>'user_id' AS user_id, payload->>'template' AS template,              payload->'variables' AS variables, idempotency_key FROM outbox              WHERE topic = 'identity.customer_email' ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .unwrap()
+    }
+
+    /// The emails of `template` owed to `customer`.
+    pub async fn emails_to(&self, customer: &Customer, template: &str) -> Vec<OwedEmail> {
+        self.emails_owed()
+            .await
+            .into_iter()
+            .filter(|email| email.user_id == customer.id.to_string() && email.template == template)
+            .collect()
     }
 }
 

@@ -6,7 +6,9 @@
 
 mod access;
 mod checkout;
+mod cli;
 mod coupons;
 mod helpers;
+mod reminders;
 mod subscriptions;
 mod webhooks;

@@ -79,23 +79,6 @@ async fn only_a_cancelled_subscription_can_be_reactivated() {
     assert_eq!(app.subscription(&trial).await.status(), pb::SubscriptionStatus::Trial);
     let refused = app.reactivate(&trial).await.unwrap_err();
     assert_eq!(refused.message(), "Only cancelled subscriptions can be reactivated");
-
-    // An expired one: cancelled, the period ended, the job ran.
-    let (expired, _) = app.subscriber().await;
-    app.cancel(&expired).await.expect("cancel");
-    app.clock.advance(Duration::days(31));
-    assert_eq!(app.billing.expire_due().await.unwrap(), 1);
-    assert_eq!(
-        app.subscription(&expired).await.status(),
-        pb::SubscriptionStatus::Expired
-    );
-    let refused = app.reactivate(&expired).await.unwrap_err();
-    assert_eq!(refused.code(), Code::FailedPrecondition);
-    assert_eq!(refused.message(), "Only cancelled subscriptions can be reactivated");
-    assert_eq!(
-        app.subscription(&expired).await.status(),
-        pb::SubscriptionStatus::Expired
-    );
 }
 
 #[tokio::test]
@@ -113,6 +96,30 @@ async fn after_the_period_ends_reactivation_says_expired() {
     );
     assert_eq!(reason(&refused).as_deref(), Some("SUBSCRIPTION_EXPIRED"));
     assert!(!app.subscription(&customer).await.can_reactivate);
+}
+
+#[tokio::test]
+async fn once_the_expiry_job_ran_reactivation_still_says_expired() {
+    let app = spawn_app().await;
+    let (customer, _) = app.subscriber().await;
+    app.cancel(&customer).await.expect("cancel");
+    app.clock.advance(Duration::days(31));
+    assert_eq!(app.billing.expire_due().await.unwrap(), 1);
+    assert_eq!(
+        app.subscription(&customer).await.status(),
+        pb::SubscriptionStatus::Expired
+    );
+    let refused = app.reactivate(&customer).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert_eq!(
+        refused.message(),
+        "Subscription has expired. Please purchase a new subscription."
+    );
+    assert_eq!(reason(&refused).as_deref(), Some("SUBSCRIPTION_EXPIRED"));
+    assert_eq!(
+        app.subscription(&customer).await.status(),
+        pb::SubscriptionStatus::Expired
+    );
 }
 
 #[tokio::test]

@@ -200,3 +200,75 @@ async fn a_failing_event_is_kept_and_replays() {
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
 }
+
+#[tokio::test]
+async fn invoice_events_in_any_order_end_in_the_state_stripe_holds_now() {
+    let app = spawn_app().await;
+    // A payment fails, then the retry goes through; Stripe sends both, but
+    // the failure arrives last (late, or replayed).
+    let (recovered, stripe_id) = app.subscriber().await;
+    let failed = app.stripe.fail_payment(&stripe_id).unwrap();
+    let paid = app.stripe.pay(&stripe_id).unwrap();
+    app.deliver(&paid).await.unwrap();
+    app.deliver(&failed).await.unwrap();
+    assert!(!app.subscription(&recovered).await.payment_failed);
+
+    // The reverse: paid, then a renewal fails; the paid one arrives last.
+    let (failing, stripe_id) = app.subscriber().await;
+    let paid = app.stripe.pay(&stripe_id).unwrap();
+    let failed = app.stripe.fail_payment(&stripe_id).unwrap();
+    app.deliver(&failed).await.unwrap();
+    app.deliver(&paid).await.unwrap();
+    assert!(app.subscription(&failing).await.payment_failed);
+
+    // Each customer's last access change is what Stripe holds now.
+    let last = |user: uuid::Uuid| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT payload->>'access' FROM outbox WHERE topic = 'license.customer_access' \
+                 AND payload->>'user_id' = $1 ORDER BY created_at DESC, id DESC LIMIT 1",
+            )
+            .bind(user.to_string())
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(last(recovered.id).await, "active");
+    assert_eq!(last(failing.id).await, "suspended");
+}
+
+#[tokio::test]
+async fn events_about_an_erased_customer_are_acknowledged_and_forgotten() {
+    let app = spawn_app().await;
+    let (customer, stripe_id) = app.subscriber().await;
+    let mut request = tonic::Request::new(pb::EraseCustomerRequest {
+        user_id: customer.id.to_string(),
+    });
+    app.internal.attach(&mut request);
+    app.client.clone().erase_customer(request).await.expect("erased");
+
+    // Stripe tells of the subscription the deletion ended, and of a late
+    // invoice, after the customer is gone.
+    reqwest::Client::new()
+        .delete(format!("{}/v1/subscriptions/{stripe_id}", app.stripe.url()))
+        .bearer_auth("sk_test_dashboard")
+        .send()
+        .await
+        .unwrap();
+    let deleted = app.stripe.events().last().unwrap().0.clone();
+    let invoice = app.stripe.pay(&stripe_id).unwrap();
+    for event in [deleted, invoice] {
+        let answer = app.deliver(&event).await.expect("acknowledged, not a 500");
+        assert_eq!(answer.outcome, "ignored");
+    }
+    let kept: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM failed_webhooks) + (SELECT count(*) FROM tenants) \
+         + (SELECT count(*) FROM subscriptions)",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(kept, 0, "nothing stored about them");
+}

@@ -1,8 +1,14 @@
 //! Self-service account routes: register, log in, see yourself, deactivate
 //! (seeds 000 and 001).
 
-use axum::{Json, extract::State, http::StatusCode};
-use proto::identity::v1 as pb;
+use std::net::SocketAddr;
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, State},
+    http::{HeaderMap, StatusCode},
+};
+use proto::{billing::v1 as billing, identity::v1 as pb};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -10,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{AccountChanged, User};
 use crate::{
     AppState,
-    extract::{Authenticated, Body, OptionalBody, RequestId},
+    extract::{Body, OnBehalf, OptionalBody, RequestId},
     problem::Problem,
 };
 
@@ -67,6 +73,52 @@ pub struct LoggedIn {
     /// Seconds until the access token expires.
     pub expires_in: u32,
     pub user: User,
+    /// `choose_plan` when the customer left and holds no plan (seed 004):
+    /// the client shows the plans, with the welcome-back offer when there is
+    /// one. Absent when there is nothing to do — or when billing could not
+    /// answer in time (the login succeeds all the same).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requires_action: Option<String>,
+    /// The welcome-back offer waiting for a returning customer, per billing
+    /// period; absent when none does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub welcome_back_offer: Option<Vec<WelcomeBackOffer>>,
+}
+
+/// The welcome-back offer for one billing period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WelcomeBackOffer {
+    /// `monthly` or `annual`.
+    pub billing_period: String,
+    /// The Stripe coupon checkout applies by itself, e.g. `PR_WELCOME_BACK_MONTHLY`.
+    pub coupon: String,
+    /// Off the first payment: 50 (monthly) or 20 (annual).
+    pub percent_off: i64,
+}
+
+/// How long login waits for billing's word on what the customer must do.
+const STANDING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// What billing says the customer who just logged in must do; `None` when
+/// billing cannot answer in time — login never fails for it.
+async fn standing(state: &AppState, request_id: &str, token: &str) -> Option<billing::Standing> {
+    let mut request = state.calls.anonymous(request_id, billing::GetStandingRequest {});
+    request.set_timeout(STANDING_TIMEOUT.min(state.calls.timeout));
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {token}").parse().ok()?);
+    let mut billing = state.billing.clone();
+    match tokio::time::timeout(STANDING_TIMEOUT, billing.get_standing(request)).await {
+        Ok(Ok(standing)) => Some(standing.into_inner()),
+        Ok(Err(status)) => {
+            tracing::warn!(code = ?status.code(), "billing did not say what the customer must do; login goes on");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("billing took too long to say what the customer must do; login goes on");
+            None
+        }
+    }
 }
 
 /// Log in with email and password.
@@ -79,10 +131,13 @@ pub struct LoggedIn {
         (status = 200, description = "Logged in", body = LoggedIn),
         (status = 401, description = "Unknown email or wrong password (indistinguishable)", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "The account is inactive (reason `ACCOUNT_INACTIVE`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many attempts from this address (reason `RATE_LIMITED`), or too many logins at once (reason `BUSY`); see `Retry-After`", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn login(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Body(credentials): Body<Credentials>,
 ) -> Result<Json<LoggedIn>, Problem> {
     let request = state.calls.anonymous(
@@ -90,17 +145,42 @@ async fn login(
         pb::LoginRequest {
             email: credentials.email,
             password: credentials.password,
+            client_address: state.client_address(&headers, peer),
         },
     );
     let session = state.identity.clone().login(request).await?.into_inner();
     let user = session
         .user
         .ok_or_else(|| Problem::from(tonic::Status::internal("login returned no user")))?;
+    let standing = standing(&state, &request_id, &session.access_token).await;
+    let requires_action = standing
+        .as_ref()
+        .map(|standing| standing.requires_action.clone())
+        .filter(|action| !action.is_empty());
+    let welcome_back_offer = standing
+        .filter(|standing| standing.welcome_back_eligible)
+        .map(|standing| {
+            standing
+                .welcome_back_offers
+                .iter()
+                .map(|offer| WelcomeBackOffer {
+                    billing_period: match offer.billing_period() {
+                        billing::BillingPeriod::Annual => "annual",
+                        _ => "monthly",
+                    }
+                    .to_owned(),
+                    coupon: offer.coupon.clone(),
+                    percent_off: offer.percent_off,
+                })
+                .collect()
+        });
     Ok(Json(LoggedIn {
         access_token: session.access_token,
         token_type: session.token_type,
         expires_in: session.expires_in,
         user: user.into(),
+        requires_action,
+        welcome_back_offer,
     }))
 }
 
@@ -110,13 +190,9 @@ async fn login(
         (status = 200, description = "The caller's account", body = User),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn me(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
-) -> Result<Json<User>, Problem> {
-    let request = state.calls.on_behalf(&caller, &request_id, pb::GetMeRequest {});
-    let user = state.identity.clone().get_me(request).await?.into_inner();
+async fn me(on: OnBehalf) -> Result<Json<User>, Problem> {
+    let request = on.request(pb::GetMeRequest {});
+    let user = on.state.identity.clone().get_me(request).await?.into_inner();
     Ok(Json(user.into()))
 }
 
@@ -142,9 +218,7 @@ pub struct DeactivateUser {
         (status = 403, description = "Another account or reason without the admin role", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn deactivate_user(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
+    on: OnBehalf,
     OptionalBody(body): OptionalBody<DeactivateUser>,
 ) -> Result<Json<AccountChanged>, Problem> {
     let reason = match body.reason.as_deref().map(str::trim) {
@@ -165,10 +239,24 @@ async fn deactivate_user(
         reason: reason.into(),
         comment: body.comment.unwrap_or_default(),
     };
-    let request = state.calls.on_behalf(&caller, &request_id, message);
-    let user = state.identity.clone().deactivate_user(request).await?.into_inner();
+    deactivate(&on, message, "The account has been deactivated.").await
+}
+
+/// Deactivates an account at identity-svc and says so with `message`.
+async fn deactivate(
+    on: &OnBehalf,
+    request: pb::DeactivateUserRequest,
+    message: &str,
+) -> Result<Json<AccountChanged>, Problem> {
+    let user = on
+        .state
+        .identity
+        .clone()
+        .deactivate_user(on.request(request))
+        .await?
+        .into_inner();
     Ok(Json(AccountChanged {
-        message: "The account has been deactivated.".into(),
+        message: message.into(),
         user: user.into(),
     }))
 }
@@ -193,9 +281,7 @@ pub struct CancelAccount {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn cancel_account(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
+    on: OnBehalf,
     OptionalBody(body): OptionalBody<CancelAccount>,
 ) -> Result<Json<AccountChanged>, Problem> {
     let message = pb::DeactivateUserRequest {
@@ -203,12 +289,12 @@ async fn cancel_account(
         reason: pb::DeactivationReason::Self_.into(),
         comment: body.reason.unwrap_or_default(),
     };
-    let request = state.calls.on_behalf(&caller, &request_id, message);
-    let user = state.identity.clone().deactivate_user(request).await?.into_inner();
-    Ok(Json(AccountChanged {
-        message: "Your account has been cancelled. Your subscription will not renew.".into(),
-        user: user.into(),
-    }))
+    deactivate(
+        &on,
+        message,
+        "Your account has been cancelled. Your subscription will not renew.",
+    )
+    .await
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -238,17 +324,12 @@ pub struct Erased {
         (status = 403, description = "Another account without the admin role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn delete_user(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
-    OptionalBody(body): OptionalBody<DeleteUser>,
-) -> Result<Json<Erased>, Problem> {
+async fn delete_user(on: OnBehalf, OptionalBody(body): OptionalBody<DeleteUser>) -> Result<Json<Erased>, Problem> {
     let message = pb::DeleteUserRequest {
         user_id: body.user_id.unwrap_or_default(),
     };
-    let request = state.calls.on_behalf(&caller, &request_id, message);
-    let erased = state.identity.clone().delete_user(request).await?.into_inner();
+    let request = on.request(message);
+    let erased = on.state.identity.clone().delete_user(request).await?.into_inner();
     Ok(Json(Erased {
         message: "The account and its data have been erased.".into(),
         erasure_id: erased.erasure_id,

@@ -2,10 +2,7 @@
 //! first (a clear 403 without a downstream call) and the service checks it
 //! again.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-};
+use axum::{Json, extract::Path};
 use proto::identity::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,7 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{AccountChanged, User};
 use crate::{
     AppState,
-    extract::{Authenticated, OptionalBody, RequestId},
+    extract::{OnBehalf, OptionalBody},
     problem::Problem,
 };
 
@@ -42,21 +39,18 @@ pub struct AdminReactivation {
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn reactivate_user(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
+    on: OnBehalf,
     Path(id): Path<String>,
     OptionalBody(body): OptionalBody<AdminReactivation>,
 ) -> Result<Json<AccountChanged>, Problem> {
-    caller
-        .require_admin()
-        .map_err(|refusal| Problem::from(tonic::Status::from(refusal)))?;
+    on.caller.require_admin()?;
     let message = pb::AdminReactivateUserRequest {
         user_id: id,
         note: body.note.unwrap_or_default(),
     };
-    let request = state.calls.on_behalf(&caller, &request_id, message);
-    let user = state
+    let request = on.request(message);
+    let user = on
+        .state
         .identity
         .clone()
         .admin_reactivate_user(request)
@@ -96,19 +90,11 @@ pub struct AccountEvents {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn account_events(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<AccountEvents>, Problem> {
-    caller
-        .require_admin()
-        .map_err(|refusal| Problem::from(tonic::Status::from(refusal)))?;
-    let request = state
-        .calls
-        .on_behalf(&caller, &request_id, pb::ListAccountEventsRequest { user_id: id });
-    let events = state
+async fn account_events(on: OnBehalf, Path(id): Path<String>) -> Result<Json<AccountEvents>, Problem> {
+    on.caller.require_admin()?;
+    let request = on.request(pb::ListAccountEventsRequest { user_id: id });
+    let events = on
+        .state
         .identity
         .clone()
         .list_account_events(request)

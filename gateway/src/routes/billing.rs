@@ -2,7 +2,12 @@
 //! cancellation, prices with the welcome-back offer, Stripe Checkout, Stripe's
 //! webhook, and the win-back metrics for admins.
 
-use axum::{Json, body::Bytes, extract::State, http::HeaderMap, response::Html};
+use axum::{
+    Extension, Json,
+    extract::{DefaultBodyLimit, State},
+    http::HeaderMap,
+    response::Response,
+};
 use chrono::{DateTime, Utc};
 use proto::billing::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -12,8 +17,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::time;
 use crate::{
     AppState,
-    extract::{Authenticated, Body, OptionalBody, RequestId},
+    extract::{Body, OnBehalf, OptionalBody, RawBody, RequestId},
     problem::Problem,
+    web::{self, PageError, session::CsrfToken},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -23,12 +29,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reactivate_subscription))
         .routes(routes!(pricing))
         .routes(routes!(create_checkout_session))
-        .routes(routes!(stripe_webhook))
+        .merge(
+            // Stripe's events are larger than any body a person sends.
+            OpenApiRouter::new()
+                .routes(routes!(stripe_webhook))
+                .layer(DefaultBodyLimit::max(WEBHOOK_BODY_LIMIT)),
+        )
         .routes(routes!(reactivation_metrics))
         .routes(routes!(failed_webhooks))
         .routes(routes!(replay_failed_webhooks))
-        .routes(routes!(checkout_success))
-        .routes(routes!(checkout_cancelled))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(checkout_success))
+                .routes(routes!(checkout_cancelled))
+                .layer(axum::middleware::from_fn(web::page)),
+        )
 }
 
 fn plan_name(plan: pb::Plan) -> Option<&'static str> {
@@ -99,15 +114,9 @@ impl From<pb::Subscription> for SubscriptionView {
         (status = 200, description = "The subscription (`none` when the caller never subscribed)", body = SubscriptionView),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn subscription(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
-) -> Result<Json<SubscriptionView>, Problem> {
-    let request = state
-        .calls
-        .on_behalf(&caller, &request_id, pb::GetSubscriptionRequest {});
-    let subscription = state.billing.clone().get_subscription(request).await?.into_inner();
+async fn subscription(on: OnBehalf) -> Result<Json<SubscriptionView>, Problem> {
+    let request = on.request(pb::GetSubscriptionRequest {});
+    let subscription = on.state.billing.clone().get_subscription(request).await?.into_inner();
     Ok(Json(subscription.into()))
 }
 
@@ -152,16 +161,20 @@ pub struct CancelSubscription {
         (status = 503, description = "Stripe unavailable; nothing changed, try again", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn cancel_subscription(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
+    on: OnBehalf,
     OptionalBody(body): OptionalBody<CancelSubscription>,
 ) -> Result<Json<SubscriptionChanged>, Problem> {
     let message = pb::CancelSubscriptionRequest {
         reason: body.reason.unwrap_or_default(),
     };
-    let request = state.calls.on_behalf(&caller, &request_id, message);
-    let subscription = state.billing.clone().cancel_subscription(request).await?.into_inner();
+    let request = on.request(message);
+    let subscription = on
+        .state
+        .billing
+        .clone()
+        .cancel_subscription(request)
+        .await?
+        .into_inner();
     Ok(Json(SubscriptionChanged::new(
         "Subscription cancelled. You keep access until the end of the billing period.",
         subscription,
@@ -180,15 +193,10 @@ async fn cancel_subscription(
         (status = 404, description = "Tenant not found", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Stripe unavailable; nothing changed, try again", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn reactivate_subscription(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
-) -> Result<Json<SubscriptionChanged>, Problem> {
-    let request = state
-        .calls
-        .on_behalf(&caller, &request_id, pb::ReactivateSubscriptionRequest {});
-    let subscription = state
+async fn reactivate_subscription(on: OnBehalf) -> Result<Json<SubscriptionChanged>, Problem> {
+    let request = on.request(pb::ReactivateSubscriptionRequest {});
+    let subscription = on
+        .state
         .billing
         .clone()
         .reactivate_subscription(request)
@@ -233,13 +241,9 @@ fn dollars(cents: i64) -> String {
         (status = 200, description = "Prices", body = PricingView),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn pricing(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
-) -> Result<Json<PricingView>, Problem> {
-    let request = state.calls.on_behalf(&caller, &request_id, pb::GetPricingRequest {});
-    let pricing = state.billing.clone().get_pricing(request).await?.into_inner();
+async fn pricing(on: OnBehalf) -> Result<Json<PricingView>, Problem> {
+    let request = on.request(pb::GetPricingRequest {});
+    let pricing = on.state.billing.clone().get_pricing(request).await?.into_inner();
     let prices = pricing
         .prices
         .iter()
@@ -286,14 +290,12 @@ pub struct CheckoutView {
     request_body = CheckoutRequest,
     responses(
         (status = 200, description = "The Checkout session", body = CheckoutView),
-        (status = 400, description = "Unknown plan or period, or already subscribed", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Unknown plan or period; already subscribed (`ALREADY_SUBSCRIBED`); or a cancelled subscription still runs (`CANCELLED_SUBSCRIPTION_RUNNING`: undo the cancellation instead)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Stripe unavailable; try again", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_checkout_session(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
+    on: OnBehalf,
     Body(body): Body<CheckoutRequest>,
 ) -> Result<Json<CheckoutView>, Problem> {
     let plan = match body.plan.trim().to_lowercase().as_str() {
@@ -316,8 +318,9 @@ async fn create_checkout_session(
         plan: plan.into(),
         billing_period: period.into(),
     };
-    let request = state.calls.on_behalf(&caller, &request_id, message);
-    let session = state
+    let request = on.request(message);
+    let session = on
+        .state
         .billing
         .clone()
         .create_checkout_session(request)
@@ -338,6 +341,9 @@ pub struct WebhookReceived {
     pub outcome: String,
 }
 
+/// The largest Stripe event accepted: billing-svc's own limit.
+const WEBHOOK_BODY_LIMIT: usize = 1024 * 1024;
+
 /// Stripe's webhook endpoint.
 ///
 /// The body is passed to billing untouched and verified there against
@@ -350,13 +356,14 @@ pub struct WebhookReceived {
     responses(
         (status = 200, description = "Received", body = WebhookReceived),
         (status = 400, description = "Bad or stale signature, or not an event; nothing applied", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 500, description = "Failed to apply; kept for replay", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn stripe_webhook(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
     headers: HeaderMap,
-    payload: Bytes,
+    RawBody(payload): RawBody,
 ) -> Result<Json<WebhookReceived>, Problem> {
     let signature = headers
         .get("stripe-signature")
@@ -403,18 +410,11 @@ pub struct ReactivationMetricsView {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn reactivation_metrics(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
-) -> Result<Json<ReactivationMetricsView>, Problem> {
-    caller
-        .require_admin()
-        .map_err(|refusal| Problem::from(tonic::Status::from(refusal)))?;
-    let request = state
-        .calls
-        .on_behalf(&caller, &request_id, pb::GetReactivationMetricsRequest {});
-    let metrics = state
+async fn reactivation_metrics(on: OnBehalf) -> Result<Json<ReactivationMetricsView>, Problem> {
+    on.caller.require_admin()?;
+    let request = on.request(pb::GetReactivationMetricsRequest {});
+    let metrics = on
+        .state
         .billing
         .clone()
         .get_reactivation_metrics(request)
@@ -470,19 +470,19 @@ pub struct FailedWebhooks {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn failed_webhooks(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
-) -> Result<Json<FailedWebhooks>, Problem> {
-    caller
-        .require_admin()
-        .map_err(|refusal| Problem::from(tonic::Status::from(refusal)))?;
+async fn failed_webhooks(on: OnBehalf) -> Result<Json<FailedWebhooks>, Problem> {
+    on.caller.require_admin()?;
     let message = pb::ListFailedWebhooksRequest {
         include_resolved: false,
     };
-    let request = state.calls.on_behalf(&caller, &request_id, message);
-    let listed = state.billing.clone().list_failed_webhooks(request).await?.into_inner();
+    let request = on.request(message);
+    let listed = on
+        .state
+        .billing
+        .clone()
+        .list_failed_webhooks(request)
+        .await?
+        .into_inner();
     Ok(Json(FailedWebhooks {
         data: listed.webhooks.into_iter().map(Into::into).collect(),
     }))
@@ -504,19 +504,16 @@ pub struct ReplayWebhooks {
         (status = 404, description = "No such failed webhook", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn replay_failed_webhooks(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
+    on: OnBehalf,
     OptionalBody(body): OptionalBody<ReplayWebhooks>,
 ) -> Result<Json<FailedWebhooks>, Problem> {
-    caller
-        .require_admin()
-        .map_err(|refusal| Problem::from(tonic::Status::from(refusal)))?;
+    on.caller.require_admin()?;
     let message = pb::ReplayFailedWebhooksRequest {
         event_id: body.event_id.unwrap_or_default(),
     };
-    let request = state.calls.on_behalf(&caller, &request_id, message);
-    let replayed = state
+    let request = on.request(message);
+    let replayed = on
+        .state
         .billing
         .clone()
         .replay_failed_webhooks(request)
@@ -527,24 +524,22 @@ async fn replay_failed_webhooks(
     }))
 }
 
-/// Where Stripe Checkout returns a customer who paid.
+/// Where Stripe Checkout returns a customer who paid: a page of the web app
+/// showing the new subscription.
 #[utoipa::path(get, path = "/billing/success", tag = "billing",
     responses((status = 200, description = "A page confirming the payment", content_type = "text/html", body = String)))]
-async fn checkout_success() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Welcome aboard</title></head><body>\
-         <h1>Thank you!</h1><p>Your payment went through. Your subscription is active as soon as Stripe \
-         confirms it, usually within seconds.</p></body></html>",
-    )
+async fn checkout_success(
+    Extension(state): Extension<AppState>,
+    RequestId(request_id): RequestId,
+    CsrfToken(csrf): CsrfToken,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    web::billing::success(&state, &request_id, &csrf, &headers).await
 }
 
 /// Where Stripe Checkout returns a customer who gave up.
 #[utoipa::path(get, path = "/billing/cancelled", tag = "billing",
     responses((status = 200, description = "A page saying nothing was charged", content_type = "text/html", body = String)))]
-async fn checkout_cancelled() -> Html<&'static str> {
-    Html(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Checkout cancelled</title></head><body>\
-         <h1>No charge made</h1><p>You left the checkout; nothing was charged. You can pick a plan again at \
-         any time.</p></body></html>",
-    )
+async fn checkout_cancelled(Extension(state): Extension<AppState>, CsrfToken(csrf): CsrfToken) -> Response {
+    web::billing::cancelled(&state, &csrf)
 }

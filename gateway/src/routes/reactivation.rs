@@ -4,15 +4,17 @@
 //! `POST /reactivate_user` serves both steps as the seed uses it: `{email}`
 //! asks for a link (always the same 202), `{token}` confirms. The link in the
 //! email opens `GET /reactivate`, a page whose button posts the token: opening
-//! a link never consumes it, because mail scanners open links too.
+//! a link never consumes it, because mail scanners open links too. Both are
+//! pages of the web app ([`crate::web::reactivation`]), listed here because
+//! the API document has always described them.
 
 use std::net::SocketAddr;
 
 use axum::{
-    Form, Json,
-    extract::{ConnectInfo, Query, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header},
-    response::{Html, IntoResponse, Response},
+    Extension, Json,
+    extract::{ConnectInfo, Query, State, rejection::QueryRejection},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
 };
 use proto::identity::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -24,6 +26,10 @@ use crate::{
     AppState,
     extract::{Body, RequestId},
     problem::Problem,
+    web::{
+        self, PageError,
+        session::{CheckedForm, CsrfToken},
+    },
 };
 
 /// The answer to every link request, whatever the email.
@@ -31,9 +37,10 @@ pub const LINK_REQUESTED: &str =
     "If this email belongs to an account that can be reactivated, a reactivation link is on its way. It works once.";
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(reactivate_user))
+    let pages = OpenApiRouter::new()
         .routes(routes!(confirm_page, confirm_form))
+        .layer(axum::middleware::from_fn(web::page));
+    OpenApiRouter::new().routes(routes!(reactivate_user)).merge(pages)
 }
 
 /// Exactly one of `email` (ask for a link) or `token` (confirm).
@@ -109,94 +116,54 @@ pub struct LinkToken {
     pub token: String,
 }
 
+/// The link page's form.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ConfirmLink {
+    /// The token from the emailed link.
+    pub token: String,
+    /// The page's CSRF value (it must match the browser's `csrf` cookie).
+    pub csrf: String,
+}
+
 /// The page behind the emailed link: a button that confirms. Opening it does
 /// not use the link up.
 #[utoipa::path(get, path = "/reactivate", tag = "accounts", params(LinkToken),
-    responses((status = 200, description = "An HTML page with a \"Reactivate my account\" button", content_type = "text/html")))]
+    responses(
+        (status = 200, description = "An HTML page with a \"Reactivate my account\" button", content_type = "text/html"),
+        (status = 400, description = "No token in the query string: the page offers to send a new link", content_type = "text/html"),
+    ))]
 async fn confirm_page(
-    State(state): State<AppState>,
+    Extension(state): Extension<AppState>,
     RequestId(request_id): RequestId,
-    Query(link): Query<LinkToken>,
+    CsrfToken(csrf): CsrfToken,
+    link: Result<Query<LinkToken>, QueryRejection>,
 ) -> Response {
-    // Counted for the reactivation funnel; the page does not depend on it.
-    let opened = pb::RecordLinkOpenedRequest {
-        token: link.token.clone(),
-    };
-    let request = state.calls.anonymous(&request_id, opened);
-    if let Err(status) = state.identity.clone().record_link_opened(request).await {
-        tracing::warn!(error = %status.message(), "could not record a reactivation link as opened");
+    match link {
+        Ok(Query(link)) => web::reactivation::link_page(&state, &request_id, &csrf, link.token).await,
+        // A link cut short by a mail client: a page, not a problem document.
+        Err(_) => web::reactivation::broken_link_page(&state, &csrf),
     }
-    let body = format!(
-        r#"<h1>Reactivate your account</h1>
-<p>Press the button to reactivate your account. Your data is where you left it; your subscription is not restored, so you can choose a plan again afterwards.</p>
-<form method="post" action="/reactivate">
-  <input type="hidden" name="token" value="{token}">
-  <button type="submit">Reactivate my account</button>
-</form>"#,
-        token = escape(&link.token)
-    );
-    page(StatusCode::OK, &body)
 }
 
 /// The button on the link's page: confirms and shows the outcome as a page.
+///
+/// The browser that gave the account's password in the login that showed
+/// the reactivation prompt is signed in and sent to the welcome-back page
+/// (303); any other is asked to log in.
 #[utoipa::path(post, path = "/reactivate", tag = "accounts",
-    request_body(content = LinkToken, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = ConfirmLink, content_type = "application/x-www-form-urlencoded"),
     responses(
-        (status = 200, description = "Reactivated (an HTML page)", content_type = "text/html"),
-        (status = 400, description = "Invalid, expired or used link (an HTML page)", content_type = "text/html"),
+        (status = 200, description = "Reactivated: a page asking to log in", content_type = "text/html"),
+        (status = 303, description = "Reactivated and signed in: to `/welcome-back`"),
+        (status = 400, description = "Invalid, expired or used link: a page offering a new link", content_type = "text/html"),
+        (status = 403, description = "The CSRF value is missing or wrong (an HTML page)", content_type = "text/html"),
     ))]
 async fn confirm_form(
-    State(state): State<AppState>,
+    Extension(state): Extension<AppState>,
     RequestId(request_id): RequestId,
-    Form(link): Form<LinkToken>,
-) -> Response {
-    match confirm(&state, &request_id, link.token).await {
-        Ok(user) => page(
-            StatusCode::OK,
-            &format!(
-                "<h1>Welcome back</h1><p>The account {} is active again. You can log in now.</p>",
-                escape(&user.email)
-            ),
-        ),
-        Err(problem) => page(
-            problem.status_code(),
-            &format!("<h1>This link cannot be used</h1><p>{}</p>", escape(&problem.detail)),
-        ),
-    }
-}
-
-/// A minimal standalone page. The token is in the URL, so no referrer leaves
-/// it and nothing caches it; nothing but inline styles and this form runs.
-fn page(status: StatusCode, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Reactivate your account</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;line-height:1.5}}\
-         button{{font-size:1rem;padding:.6rem 1.2rem;background:#15803d;color:#fff;border:0;border-radius:.4rem;cursor:pointer}}</style>\
-         </head><body>{body}</body></html>"
-    );
-    let mut response = (status, Html(html)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    response
-}
-
-fn escape(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            '&' => "&amp;".to_owned(),
-            '<' => "&lt;".to_owned(),
-            '>' => "&gt;".to_owned(),
-            '"' => "&quot;".to_owned(),
-            '\'' => "&#39;".to_owned(),
-            other => other.to_string(),
-        })
-        .collect()
+    CsrfToken(csrf): CsrfToken,
+    headers: HeaderMap,
+    CheckedForm(link): CheckedForm<LinkToken>,
+) -> Result<Response, PageError> {
+    web::reactivation::confirm(&state, &request_id, &csrf, &headers, link.token).await
 }

@@ -2,10 +2,7 @@
 //! order, each event with the trace id of the request that caused it; and
 //! the reactivation funnel.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-};
+use axum::{Json, extract::Path};
 use chrono::{DateTime, Utc};
 use proto::{billing::v1 as billing, identity::v1 as identity, license::v1 as license};
 use serde::Serialize;
@@ -13,11 +10,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::time;
-use crate::{
-    AppState,
-    extract::{Authenticated, RequestId},
-    problem::Problem,
-};
+use crate::{AppState, extract::OnBehalf, problem::Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(timeline)).routes(routes!(funnel))
@@ -74,25 +67,20 @@ fn event(
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn timeline(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Timeline>, Problem> {
-    caller
-        .require_admin()
-        .map_err(|refusal| Problem::from(tonic::Status::from(refusal)))?;
-    let calls = &state.calls;
+async fn timeline(on: OnBehalf, Path(id): Path<String>) -> Result<Json<Timeline>, Problem> {
+    on.caller.require_admin()?;
     let account = identity::ListAccountEventsRequest { user_id: id.clone() };
     let payments = billing::ListCustomerEventsRequest { user_id: id.clone() };
     let keys = license::ListCustomerHistoryRequest { user_id: id.clone() };
-    let (mut identity_svc, mut billing_svc, mut license_svc) =
-        (state.identity.clone(), state.billing.clone(), state.license.clone());
+    let (mut identity_svc, mut billing_svc, mut license_svc) = (
+        on.state.identity.clone(),
+        on.state.billing.clone(),
+        on.state.license.clone(),
+    );
     let (account, payments, keys) = tokio::join!(
-        identity_svc.list_account_events(calls.on_behalf(&caller, &request_id, account)),
-        billing_svc.list_customer_events(calls.on_behalf(&caller, &request_id, payments)),
-        license_svc.list_customer_history(calls.on_behalf(&caller, &request_id, keys)),
+        identity_svc.list_account_events(on.request(account)),
+        billing_svc.list_customer_events(on.request(payments)),
+        license_svc.list_customer_history(on.request(keys)),
     );
     // The account is the timeline's subject: without it there is no answer.
     let account = account?.into_inner();
@@ -167,27 +155,12 @@ pub struct Funnel {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
     ))]
-async fn funnel(
-    State(state): State<AppState>,
-    RequestId(request_id): RequestId,
-    Authenticated(caller): Authenticated,
-) -> Result<Json<Funnel>, Problem> {
-    caller
-        .require_admin()
-        .map_err(|refusal| Problem::from(tonic::Status::from(refusal)))?;
-    let calls = &state.calls;
-    let (mut identity_svc, mut billing_svc) = (state.identity.clone(), state.billing.clone());
+async fn funnel(on: OnBehalf) -> Result<Json<Funnel>, Problem> {
+    on.caller.require_admin()?;
+    let (mut identity_svc, mut billing_svc) = (on.state.identity.clone(), on.state.billing.clone());
     let (accounts, money) = tokio::join!(
-        identity_svc.get_reactivation_funnel(calls.on_behalf(
-            &caller,
-            &request_id,
-            identity::GetReactivationFunnelRequest {}
-        )),
-        billing_svc.get_reactivation_metrics(calls.on_behalf(
-            &caller,
-            &request_id,
-            billing::GetReactivationMetricsRequest {}
-        )),
+        identity_svc.get_reactivation_funnel(on.request(identity::GetReactivationFunnelRequest {})),
+        billing_svc.get_reactivation_metrics(on.request(billing::GetReactivationMetricsRequest {})),
     );
     let (accounts, money) = (accounts?.into_inner(), money?.into_inner());
     Ok(Json(Funnel {

@@ -254,7 +254,10 @@ async fn healthz_turns_503_while_draining() {
     .await;
     assert_eq!(mesh.get("/healthz", None).await.status(), StatusCode::OK);
     mesh.shutdown.trigger();
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    crate::helpers::eventually("/healthz answers 503", || async {
+        mesh.get("/healthz", None).await.status() == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
     let refused = problem(mesh.get("/healthz", None).await, StatusCode::SERVICE_UNAVAILABLE).await;
     assert_eq!(refused["reason"], "DRAINING");
 }

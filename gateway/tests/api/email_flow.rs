@@ -8,9 +8,30 @@ use platform::testing::smtp::ReceivedMail;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestMesh, problem, reactivation_link, spawn_mesh, spawn_mesh_without_notify};
+use crate::helpers::{
+    PASSWORD, Service, TestMesh, eventually, problem, reactivation_link, spawn_mesh, spawn_mesh_without_notify,
+};
 
 const WAIT: Duration = Duration::from_secs(15);
+
+/// Waits until nothing is owed any more: every request answered, every
+/// email handed to notify-svc and sent. What has not arrived by then never
+/// will.
+async fn settled(mesh: &TestMesh) {
+    eventually("identity-svc and notify-svc owe nothing", || async {
+        let owed = "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND topic LIKE $1";
+        mesh.count(Service::Identity, owed, "%").await == 0
+            && mesh
+                .count(
+                    Service::Notify,
+                    "SELECT count(*) FROM messages WHERE state = $1",
+                    "pending",
+                )
+                .await
+                == 0
+    })
+    .await;
+}
 
 fn link_in(mail: &ReceivedMail) -> String {
     reactivation_link(mail).expect("a reactivation link in the email")
@@ -59,7 +80,7 @@ async fn only_an_eligible_account_receives_an_email() {
         assert_eq!(response.status(), StatusCode::ACCEPTED);
     }
     mesh.smtp.wait_for(1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    settled(&mesh).await;
     let mails = mesh.smtp.messages();
     assert_eq!(mails.len(), 1);
     assert_eq!(mails[0].to, ["ada@example.com"]);
@@ -75,14 +96,18 @@ async fn an_email_owed_while_notify_is_down_arrives_once_it_is_back_exactly_once
     assert_eq!(response.status(), StatusCode::ACCEPTED);
 
     // identity-svc keeps trying while notify-svc is down…
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    eventually("identity-svc tried to reach notify-svc", || async {
+        let tried = "SELECT count(*) FROM outbox WHERE topic = $1 AND delivered_at IS NULL AND attempts > 0";
+        mesh.count(Service::Identity, tried, "notify.enqueue").await > 0
+    })
+    .await;
     assert!(mesh.smtp.messages().is_empty());
     mesh.start_notify().await;
 
     // …and once it is back the email arrives, once.
     let mail = mesh.smtp.wait_for(1, WAIT).await.remove(0);
     let token = follow(&mesh, &link_in(&mail)).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    settled(&mesh).await;
     assert_eq!(mesh.smtp.messages().len(), 1, "delivered exactly once");
     let confirmed = mesh.post("/reactivate_user", None, json!({ "token": token })).await;
     assert_eq!(confirmed.status(), StatusCode::OK);

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use billing_svc::config::StripeConfig;
 use notify_svc::config::{SmtpConfig, SmtpTls, Transport};
+pub use platform::testing::{eventually, eventually_some};
 use platform::{
     auth::{InternalToken, KeyPair},
     clock::Clock,
@@ -93,6 +94,11 @@ async fn build_mesh(
     let shutdown = Shutdown::new();
     let internal = InternalToken::generate();
 
+    // The gateway's address is chosen now: emailed links and Stripe's
+    // return pages point at it, so a browser can follow them.
+    let gateway_port = platform::testing::free_port();
+    let public_url = format!("http://127.0.0.1:{gateway_port}");
+
     // notify-svc gets a port now, so identity-svc knows where to send.
     let smtp = SmtpSink::start().await;
     let notify_database = TestDatabase::create(&notify_svc::MIGRATOR).await;
@@ -110,7 +116,7 @@ async fn build_mesh(
             }),
             mail_from: notify_svc::config::DEFAULT_MAIL_FROM.into(),
             product_name: "Reactivation".into(),
-            public_url: "https://app.example.com".into(),
+            public_url: public_url.clone(),
             max_attempts: 8,
             backoff_base: Duration::from_millis(50),
             backoff_max: Duration::from_millis(500),
@@ -134,12 +140,13 @@ async fn build_mesh(
         license_url: format!("http://127.0.0.1:{license_port}"),
         outbox_max_backoff: Duration::from_secs(1),
         reactivation: identity_svc::config::ReactivationConfig {
-            public_url: "https://app.example.com".into(),
+            public_url: public_url.clone(),
             token_ttl: Duration::from_secs(3600),
             cooldown: Duration::ZERO,
             max_per_email_per_hour: 100,
             max_per_client_per_hour: 100,
         },
+        login: identity_svc::config::LoginConfig::default(),
         retention: Default::default(),
     };
     adjust_identity(&mut identity_config);
@@ -195,9 +202,10 @@ async fn build_mesh(
                     .collect(),
                 timeout: Duration::from_secs(5),
             },
-            public_url: "https://app.example.com".into(),
+            public_url: public_url.clone(),
             expiry_interval: Duration::from_secs(3600),
             license_url: license_url.clone(),
+            identity_url: identity_url.clone(),
             outbox_max_backoff: Duration::from_secs(1),
         },
         address: format!("127.0.0.1:{billing_port}").parse().unwrap(),
@@ -207,7 +215,7 @@ async fn build_mesh(
     let billing_url = format!("http://127.0.0.1:{billing_port}");
 
     let mut config = gateway::Config {
-        listen_addr: "127.0.0.1:0".parse().unwrap(),
+        listen_addr: format!("127.0.0.1:{gateway_port}").parse().unwrap(),
         identity_url,
         license_url: license_url.clone(),
         billing_url,
@@ -216,12 +224,15 @@ async fn build_mesh(
         validation_cache_max_age: Duration::from_secs(60),
         redis_url: keys.url.clone(),
         redis_key_prefix: keys.prefix.clone(),
+        redis_timeout: Duration::from_secs(1),
         jwt_public_key: pair.public_pem,
         access_token_ttl: Duration::from_secs(900),
         downstream_timeout: Duration::from_secs(5),
         cors_allowed_origins: vec!["https://app.example.com".into()],
         drain_delay: Duration::ZERO,
-        trust_forwarded_for: false,
+        secure_cookies: false,
+        trusted_proxies: Default::default(),
+        limits: Default::default(),
     };
     adjust_gateway(&mut config);
     let gateway = gateway::Application::build_with_clock(config, shutdown.clone(), clock.clone())
@@ -321,7 +332,7 @@ impl TestMesh {
             .await
             .expect("billing-svc builds");
         for offer in billing_svc::domain::WelcomeBack::ALL {
-            billing.billing().setup_coupon(offer).await.expect("coupons set up");
+            billing.domain().setup_coupon(offer).await.expect("coupons set up");
         }
         tokio::spawn(billing.run(self.billing.started()));
     }
@@ -356,18 +367,18 @@ impl TestMesh {
     /// Waits for the `count`-th reactivation email to reach the mail server
     /// and returns the token of its link.
     pub async fn wait_for_token(&self, count: usize) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
+        let link = self.wait_for_link(count).await;
+        link.rsplit_once("token=").unwrap().1.to_owned()
+    }
+
+    /// Waits for the `count`-th reactivation email to reach the mail server
+    /// and returns its link, as mailed.
+    pub async fn wait_for_link(&self, count: usize) -> String {
+        eventually_some(&format!("reactivation email number {count} arrives"), || async {
             let links: Vec<String> = self.smtp.messages().iter().filter_map(reactivation_link).collect();
-            if links.len() >= count {
-                return links[count - 1].rsplit_once("token=").unwrap().1.to_owned();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no reactivation email number {count} arrived"
-            );
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
+            links.get(count - 1).cloned()
+        })
+        .await
     }
 
     /// Registers `email`, logs in and deactivates the account itself.
@@ -477,33 +488,17 @@ impl TestMesh {
 
 /// Waits until nothing accepts connections at `address`.
 async fn wait_until_closed(address: std::net::SocketAddr) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(address).await.is_ok() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{address} still accepts connections"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// Polls `check` until it holds (effects cross services asynchronously).
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    while !check().await {
-        assert!(std::time::Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(&format!("{address} refuses connections"), || async {
+        tokio::net::TcpStream::connect(address).await.is_err()
+    })
+    .await;
 }
 
 /// The link in a reactivation email's plain-text body, if it is one.
 pub fn reactivation_link(mail: &platform::testing::smtp::ReceivedMail) -> Option<String> {
     let body = mail.text_body()?;
-    let start = body.find("https://app.example.com/reactivate?token=")?;
+    let path = body.find("/reactivate?token=")?;
+    let start = body[..path].rfind("http://")?;
     body[start..].split_whitespace().next().map(str::to_owned)
 }
 

@@ -1,7 +1,9 @@
 //! One customer's whole story through the gateway, every service and Stripe
-//! (the double) involved: subscribe, cancel and undo, leave, come back by
-//! email, buy again with the welcome-back offer, be forgotten — and the
-//! admin's timeline and funnel that tell it.
+//! (the double) involved: subscribe, cancel and undo, close the account,
+//! come back by email, undo the cancellation the closure made (the key is
+//! active again), be forgotten — and the admin's timeline and funnel that
+//! tell it. Buying again with the welcome-back offer once a subscription
+//! has ended is in `lifecycle`.
 
 use platform::clock::Clock;
 use reqwest::StatusCode;
@@ -17,7 +19,7 @@ async fn ok(response: reqwest::Response) -> Value {
 }
 
 #[tokio::test]
-async fn a_customer_leaves_comes_back_pays_again_and_is_forgotten() {
+async fn a_customer_closes_the_account_comes_back_resumes_paying_and_is_forgotten() {
     // Every service on the real clock, so their events interleave truly.
     let mesh = spawn_mesh_at(Clock::system()).await;
     let email = "journey@example.com";
@@ -65,28 +67,32 @@ async fn a_customer_leaves_comes_back_pays_again_and_is_forgotten() {
     let shown = ok(mesh.get("/api/subscription", Some(&token)).await).await;
     assert_eq!(shown["subscription_status"], "cancelled");
     assert!(key_is("DISABLED").await);
+    // Its paid month still runs: no second plan, no offer; undo instead.
     let pricing = ok(mesh.get("/api/pricing", Some(&token)).await).await;
-    assert_eq!(pricing["prices"][2]["welcome_back_amount"], "17.50");
-
-    // Checkout with the offer; the webhook makes it active, and the key too.
-    let checkout = mesh
+    assert_eq!(pricing["welcome_back_eligible"], false);
+    let refused = mesh
         .post(
             "/api/create-checkout-session",
             Some(&token),
             json!({ "plan": "builder", "billing_period": "monthly" }),
         )
         .await;
-    let checkout = ok(checkout).await;
-    assert_eq!(checkout["coupon"], "PR_WELCOME_BACK_MONTHLY");
-    let paid = mesh
-        .stripe
-        .complete_checkout(checkout["session_id"].as_str().unwrap())
-        .await
-        .unwrap();
-    assert_ne!(paid.subscription_id, subscription);
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        refused.json::<Value>().await.unwrap()["reason"],
+        "CANCELLED_SUBSCRIPTION_RUNNING"
+    );
+
+    // Undo the cancellation: billing resumes, and so does access.
+    let undone = ok(mesh.post("/api/subscription/reactivate", Some(&token), json!({})).await).await;
+    assert_eq!(undone["message"], "Subscription reactivated successfully!");
+    eventually("the key is active again", || key_is("ACTIVE")).await;
+    assert_eq!(
+        mesh.stripe.cancel_at_period_end_updates(&subscription).last().unwrap(),
+        "false"
+    );
     let shown = ok(mesh.get("/api/subscription", Some(&token)).await).await;
     assert_eq!(shown["subscription_status"], "active");
-    eventually("the key is active again", || key_is("ACTIVE")).await;
 
     // The admin's view: one timeline across services, in order, with trace ids.
     let timeline = ok(mesh.get(&format!("/api/admin/users/{id}/timeline"), Some(&admin)).await).await;
@@ -115,7 +121,7 @@ async fn a_customer_leaves_comes_back_pays_again_and_is_forgotten() {
         "identity:reactivation_requested",
         "identity:reactivation_link_opened",
         "identity:reactivated",
-        "billing:returned",
+        "billing:reactivated",
         "license:restored",
     ];
     let mut position = 0;
@@ -134,10 +140,12 @@ async fn a_customer_leaves_comes_back_pays_again_and_is_forgotten() {
         assert_eq!(trace.len(), 32, "every event carries its trace id: {event}");
     }
 
+    // `paid` counts plans bought after leaving; resuming the subscription
+    // that still ran is not a new purchase.
     let funnel = ok(mesh.get("/api/admin/metrics/funnel", Some(&admin)).await).await;
     assert_eq!(
         funnel,
-        json!({ "requested": 1, "email_sent": 1, "link_opened": 1, "confirmed": 1, "paid": 1 })
+        json!({ "requested": 1, "email_sent": 1, "link_opened": 1, "confirmed": 1, "paid": 0 })
     );
 
     // Forgotten: gone from all four databases, at Stripe, and from Redis.

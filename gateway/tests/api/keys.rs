@@ -154,10 +154,50 @@ async fn editing_extending_listing_and_history_work_for_an_admin() {
     assert_eq!(extended["details"]["days"], 5);
     assert_eq!(extended["details"]["key_type"], "trial");
     assert!(
-        extended["performedBy"].as_str().unwrap().len() == 36,
+        extended["performed_by"].as_str().unwrap().len() == 36,
         "the admin's user id"
     );
-    assert_eq!(extended["traceId"].as_str().unwrap().len(), 32);
+    assert_eq!(extended["trace_id"].as_str().unwrap().len(), 32);
+}
+
+#[tokio::test]
+async fn seed_002_clients_read_errors_and_history_in_their_shape() {
+    let mesh = spawn_mesh().await;
+    let token = admin(&mesh).await;
+    // `{"error": "License key not found"}`, inside the problem details.
+    let unknown = mesh.get("/api/keys/SK-AAAA-BBBB-CCCC-DDDD/history", Some(&token)).await;
+    let body = problem(unknown, StatusCode::NOT_FOUND).await;
+    assert_eq!(body["error"], "License key not found");
+    assert_eq!(body["detail"], body["error"]);
+
+    let id = create_trial(&mesh, &token, "customer@example.com").await["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let disabled = mesh
+        .post(&format!("/api/keys/{id}/disable"), Some(&token), json!({}))
+        .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    let reactivated = mesh
+        .post(&format!("/api/keys/{id}/reactivate"), Some(&token), json!({}))
+        .await;
+    assert_eq!(reactivated.status(), StatusCode::OK);
+    let history: Value = mesh
+        .get(&format!("/api/keys/{id}/history"), Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let entry = &history["data"][2];
+    assert_eq!(entry["key_value"], id.as_str());
+    assert_eq!(entry["action"], "reactivated");
+    assert!(entry["performed_at"].as_str().unwrap().ends_with('Z'), "{entry}");
+    assert_eq!(entry["details"]["key_type"], "trial");
+    assert_eq!(entry["details"]["was_trial"], true);
+    assert!(entry["details"]["new_expiry"].is_string(), "{entry}");
+    assert_eq!(entry["performed_by"].as_str().unwrap().len(), 36);
+    assert_eq!(entry["trace_id"].as_str().unwrap().len(), 32);
+    assert_eq!(history["data"][1]["details"]["reason"], "admin");
 }
 
 #[tokio::test]

@@ -9,6 +9,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, Customer, PASSWORD, Service, TestMesh, eventually, spawn_mesh_at};
 
+/// Entries of a topic still owed after at least one failed delivery.
+const TRIED_IN_VAIN: &str = "SELECT count(*) FROM outbox WHERE topic = $1 AND delivered_at IS NULL AND attempts > 0";
+/// Entries of a topic still owed.
+const PENDING: &str = "SELECT count(*) FROM outbox WHERE topic = $1 AND delivered_at IS NULL";
+
 async fn key_becomes(mesh: &TestMesh, customer: &Customer, status: &str) -> Value {
     eventually(&format!("key {} becomes {status}", customer.key), || async {
         mesh.key(&customer.key).await["status"] == status
@@ -96,6 +101,18 @@ async fn cancelling_the_account_cancels_the_subscription_and_disables_keys_until
         .json::<Value>()
         .await
         .unwrap();
+    assert_eq!(pricing["welcome_back_eligible"], false, "not while the paid month runs");
+
+    // The month ends at Stripe: the subscription is over, the offer open.
+    mesh.clock.advance(chrono::Duration::days(31));
+    let ended = mesh.stripe.end_period(&subscription).unwrap();
+    assert_eq!(mesh.stripe.deliver(&ended).await.unwrap(), 200);
+    let pricing = mesh
+        .get("/api/pricing", Some(&token))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
     assert_eq!(pricing["welcome_back_eligible"], true);
     assert_eq!(pricing["prices"][2]["welcome_back_amount"], "17.50");
 
@@ -122,8 +139,13 @@ async fn an_account_closed_while_billing_is_down_is_cancelled_once_it_is_back() 
     mesh.stop_billing().await;
     let cancelled = mesh.post("/api/cancel-account", Some(&customer.token), json!({})).await;
     assert_eq!(cancelled.status(), StatusCode::OK, "identity does not wait for billing");
-    // Nothing can reach billing or Stripe meanwhile.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // identity-svc tries billing-svc, in vain: nothing reaches Stripe.
+    eventually("identity-svc tried to close the subscription", || async {
+        mesh.count(Service::Identity, TRIED_IN_VAIN, "billing.close_account")
+            .await
+            > 0
+    })
+    .await;
     assert!(mesh.stripe.cancel_at_period_end_updates(&subscription).is_empty());
     assert_eq!(mesh.key(&customer.key).await["status"], "ACTIVE");
 
@@ -133,8 +155,11 @@ async fn an_account_closed_while_billing_is_down_is_cancelled_once_it_is_back() 
         !mesh.stripe.cancel_at_period_end_updates(&subscription).is_empty()
     })
     .await;
-    // Retries of the closure do not cancel twice.
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    // The closure, tried many times, cancels once.
+    eventually("identity-svc recorded the closure delivered", || async {
+        mesh.count(Service::Identity, PENDING, "billing.close_account").await == 0
+    })
+    .await;
     assert_eq!(mesh.stripe.cancel_at_period_end_updates(&subscription), ["true"]);
 }
 
@@ -162,6 +187,10 @@ async fn erasure_forgets_the_customer_in_every_service() {
             == 1
     })
     .await;
+
+    // A link request leaves rate-limit counters naming the email's digest.
+    let asked = mesh.post("/reactivate_user", None, json!({ "email": email })).await;
+    assert_eq!(asked.status(), StatusCode::ACCEPTED);
 
     let erased = mesh.post("/delete_user", Some(&customer.token), json!({})).await;
     assert_eq!(erased.status(), StatusCode::OK);
@@ -241,6 +270,12 @@ async fn erasure_forgets_the_customer_in_every_service() {
         about_them.iter().all(|key| key.contains("session-floor")),
         "{about_them:?}"
     );
+    let counters: Vec<&String> = entries
+        .iter()
+        .map(|(key, _)| key)
+        .filter(|key| key.contains("reactivation-email"))
+        .collect();
+    assert!(counters.is_empty(), "{counters:?}");
 }
 
 #[tokio::test]
@@ -264,8 +299,142 @@ async fn a_payment_failure_while_license_svc_is_down_reaches_the_keys_once_it_is
         .await
         .unwrap();
     assert_eq!(shown["payment_failed"], true);
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    eventually("billing-svc tried to tell license-svc", || async {
+        mesh.count(Service::Billing, TRIED_IN_VAIN, "license.customer_access")
+            .await
+            > 0
+    })
+    .await;
 
     mesh.start_license().await;
     key_becomes(&mesh, &customer, "DISABLED").await;
+}
+
+#[tokio::test]
+async fn a_key_disabled_by_an_admin_stays_disabled_whatever_the_customer_pays() {
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
+    let customer = mesh.customer_with_trial_key("abuser@example.com").await;
+    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let disabled = mesh
+        .post(&format!("/api/keys/{}/disable", customer.key), Some(&admin), json!({}))
+        .await;
+    assert_eq!(disabled.status(), StatusCode::OK);
+    assert_eq!(
+        disabled.json::<Value>().await.unwrap()["data"]["disabledReason"],
+        "admin"
+    );
+
+    // They buy a plan, fail a payment and recover it: billing says "active"
+    // each time, and the key an admin disabled for cause stays disabled.
+    let subscription = mesh.subscribe(&customer.token, "builder", "monthly").await;
+    let failed = mesh.stripe.fail_payment(&subscription).unwrap();
+    assert_eq!(mesh.stripe.deliver(&failed).await.unwrap(), 200);
+    let paid = mesh.stripe.pay(&subscription).unwrap();
+    assert_eq!(mesh.stripe.deliver(&paid).await.unwrap(), 200);
+    let delivered = "SELECT count(*) FROM outbox WHERE topic = $1 AND delivered_at IS NOT NULL";
+    // Checkout and its first invoice, the failure, the recovery.
+    eventually("billing's four words reached license-svc", || async {
+        mesh.count(Service::Billing, delivered, "license.customer_access").await == 4
+    })
+    .await;
+    let key = mesh.key(&customer.key).await;
+    assert_eq!(key["status"], "DISABLED");
+    assert_eq!(key["disabledReason"], "admin");
+    let history = mesh
+        .get(&format!("/api/keys/{}/history", customer.key), Some(&admin))
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = history["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["created", "disabled"], "billing touched nothing");
+    assert_eq!(history["data"][1]["details"]["reason"], "admin");
+}
+
+#[tokio::test]
+async fn login_tells_a_customer_who_left_and_holds_no_plan_to_choose_one() {
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
+    let email = "returning@example.com";
+    let customer = mesh.customer_with_trial_key(email).await;
+    let subscription = mesh.subscribe(&customer.token, "builder", "monthly").await;
+    let cancelled = mesh
+        .post("/api/cancel-subscription", Some(&customer.token), json!({}))
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    async fn login(mesh: &TestMesh, email: &str) -> Value {
+        let response = mesh.login(email, PASSWORD).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json::<Value>().await.unwrap()
+    }
+    // Cancelled, but the paid month runs: they still hold a plan.
+    let running = login(&mesh, email).await;
+    assert!(running.get("requires_action").is_none(), "{running}");
+
+    mesh.clock.advance(chrono::Duration::days(31));
+    let ended = mesh.stripe.end_period(&subscription).unwrap();
+    assert_eq!(mesh.stripe.deliver(&ended).await.unwrap(), 200);
+    let returning = login(&mesh, email).await;
+    assert_eq!(returning["requires_action"], "choose_plan");
+    assert_eq!(
+        returning["welcome_back_offer"],
+        json!([
+            { "billing_period": "monthly", "coupon": "PR_WELCOME_BACK_MONTHLY", "percent_off": 50 },
+            { "billing_period": "annual", "coupon": "PR_WELCOME_BACK_ANNUAL", "percent_off": 20 },
+        ])
+    );
+
+    // Billing down: the login still succeeds, without the advice.
+    mesh.stop_billing().await;
+    let without = login(&mesh, email).await;
+    assert!(without["access_token"].is_string());
+    assert!(without.get("requires_action").is_none(), "{without}");
+}
+
+#[tokio::test]
+async fn undoing_a_cancellation_is_confirmed_by_one_email() {
+    let mesh = spawn_mesh_at(Clock::manual(Utc::now())).await;
+    let email = "staying@example.com";
+    mesh.register(email).await;
+    let token = mesh.token(email, PASSWORD).await;
+    mesh.subscribe(&token, "builder", "monthly").await;
+    let cancelled = mesh
+        .post(
+            "/api/cancel-subscription",
+            Some(&token),
+            json!({ "reason": "on holiday" }),
+        )
+        .await;
+    assert_eq!(cancelled.status(), StatusCode::OK);
+    let undone = mesh.post("/api/subscription/reactivate", Some(&token), json!({})).await;
+    assert_eq!(undone.status(), StatusCode::OK);
+
+    // billing-svc → identity-svc (who holds the address) → notify-svc → SMTP.
+    let mail = mesh
+        .smtp
+        .wait_for(1, std::time::Duration::from_secs(15))
+        .await
+        .remove(0);
+    assert_eq!(mail.to, [email]);
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Your Reactivation subscription is active again")
+    );
+    assert!(mail.text_body().unwrap().contains("Builder"));
+    // Every hop has delivered: nothing more is on its way.
+    let undelivered = "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND topic = $1";
+    eventually("billing and identity have delivered the email", || async {
+        mesh.count(Service::Billing, undelivered, "identity.customer_email")
+            .await
+            == 0
+            && mesh.count(Service::Identity, undelivered, "notify.enqueue").await == 0
+    })
+    .await;
+    let stored = "SELECT count(*) FROM messages WHERE recipient = $1";
+    assert_eq!(mesh.count(Service::Notify, stored, email).await, 1);
+    assert_eq!(mesh.smtp.messages().len(), 1, "sent once");
 }

@@ -5,13 +5,22 @@
 #![allow(unreachable_pub)]
 
 mod accounts;
+mod authorization;
 mod billing;
+mod browser;
+mod cli;
 mod email_flow;
+mod email_links;
+mod health;
 mod helpers;
 mod journey;
 mod keys;
 mod lifecycle;
+mod metrics;
 mod openapi;
+mod otlp;
+mod protection;
 mod reactivation;
 mod tracing;
 mod validation_cache;
+mod web;

@@ -43,6 +43,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/billing/success"),
     ("get", "/billing/cancelled"),
     ("get", "/healthz"),
+    ("get", "/healthz/stores"),
     ("get", "/openapi.json"),
 ];
 
@@ -105,6 +106,12 @@ async fn every_api_error_is_documented_as_problem_json_and_every_page_error_as_a
                 "application/problem+json"
             };
             for (status, response) in responses {
+                // Load shedding refuses before any route runs, pages included.
+                let shed = status == "503"
+                    && response["description"]
+                        .as_str()
+                        .is_some_and(|description| description.contains("OVERLOADED"));
+                let error_type = if shed { "application/problem+json" } else { error_type };
                 if status.starts_with('4') || status.starts_with('5') {
                     assert!(
                         response["content"][error_type].is_object(),

@@ -31,6 +31,7 @@ async fn opening_the_link_shows_a_confirm_page_and_does_not_use_it_up() {
     let token = mesh.wait_for_token(1).await;
 
     // A mail scanner (or the person) opens the link, twice.
+    let mut csrf = String::new();
     for _ in 0..2 {
         let page = mesh.get(&format!("/reactivate?token={token}"), None).await;
         assert_eq!(page.status(), StatusCode::OK);
@@ -41,27 +42,53 @@ async fn opening_the_link_shows_a_confirm_page_and_does_not_use_it_up() {
                 .unwrap()
                 .starts_with("text/html")
         );
+        // The page's forms repeat the browser's CSRF cookie.
+        let cookie = page.headers()["set-cookie"].to_str().unwrap().to_owned();
+        csrf = cookie.split(';').next().unwrap().trim_start_matches("csrf=").to_owned();
         let html = page.text().await.unwrap();
         assert!(html.contains("Reactivate my account"));
         assert!(html.contains(&token));
     }
 
-    // The button posts the form: the account is back.
-    let confirmed = mesh
+    // A form posted without the CSRF value does nothing.
+    let forged = mesh
         .http
         .post(mesh.url("/reactivate"))
         .form(&[("token", &token)])
         .send()
         .await
         .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        mesh.login("ada@example.com", PASSWORD).await.status(),
+        StatusCode::FORBIDDEN
+    );
+
+    // The button posts the form: the account is back, and this browser
+    // (which never gave the password) is asked to log in.
+    let confirmed = mesh
+        .http
+        .post(mesh.url("/reactivate"))
+        .header("cookie", format!("csrf={csrf}"))
+        .form(&[("token", &token), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(confirmed.status(), StatusCode::OK);
-    assert!(confirmed.text().await.unwrap().contains("ada@example.com"));
+    assert!(
+        confirmed
+            .text()
+            .await
+            .unwrap()
+            .contains("Your account is active again. Log in to continue.")
+    );
     assert_eq!(mesh.login("ada@example.com", PASSWORD).await.status(), StatusCode::OK);
 
     let again = mesh
         .http
         .post(mesh.url("/reactivate"))
-        .form(&[("token", &token)])
+        .header("cookie", format!("csrf={csrf}"))
+        .form(&[("token", &token), ("csrf", &csrf)])
         .send()
         .await
         .unwrap();

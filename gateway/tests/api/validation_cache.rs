@@ -66,6 +66,7 @@ async fn suspend_customer(mesh: &TestMesh, email: &str) {
         customer: Some(pb::set_customer_access_request::Customer::Email(email.into())),
         access: pb::CustomerAccess::Suspended.into(),
         version: 0,
+        ..Default::default()
     });
     mesh.internal.attach(&mut request);
     let changed = client.set_customer_access(request).await.unwrap().into_inner().changed;

@@ -66,3 +66,29 @@ pub async fn list(connection: &mut PgConnection, user_id: Uuid) -> Result<Vec<Ac
         })
         .collect())
 }
+
+/// Empties the data of every event of `user_id`: the events stay (the
+/// funnel counts them), what they said about the person goes.
+#[tracing::instrument(skip(connection))]
+pub async fn forget_data_of(connection: &mut PgConnection, user_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE account_events SET data = '{}'::jsonb WHERE user_id = $1")
+        .bind(user_id)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// The reactivation funnel so far: (requested, email sent, link opened,
+/// confirmed by link).
+#[tracing::instrument(skip(executor))]
+pub async fn funnel<'e>(executor: impl sqlx::PgExecutor<'e>) -> Result<(i64, i64, i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE event_type = 'reactivation_requested'), \
+                count(*) FILTER (WHERE event_type = 'reactivation_requested' AND data->>'sent' = 'true'), \
+                count(*) FILTER (WHERE event_type = 'reactivation_link_opened'), \
+                count(*) FILTER (WHERE event_type = 'reactivated' AND data->>'via' = 'email_link') \
+         FROM account_events",
+    )
+    .fetch_one(executor)
+    .await
+}

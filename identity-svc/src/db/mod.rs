@@ -2,4 +2,5 @@
 //! transaction; the caller decides what commits together.
 
 pub mod events;
+pub mod retention;
 pub mod users;

@@ -109,6 +109,19 @@ pub async fn lock(connection: &mut PgConnection, id: Uuid) -> Result<Option<Acco
         .map(|row| row.map(Account::from))
 }
 
+/// The account, share-locked until the transaction ends: no change of state
+/// is in flight while it is held, so its state version is the committed
+/// truth (login sets the session floor to it).
+#[tracing::instrument(skip(connection))]
+pub async fn lock_shared(connection: &mut PgConnection, id: Uuid) -> Result<Option<Account>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1 FOR SHARE");
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(connection)
+        .await
+        .map(|row| row.map(Account::from))
+}
+
 /// Marks the account inactive; the caller has checked it was active.
 #[tracing::instrument(skip(connection, comment))]
 pub async fn deactivate(
@@ -149,4 +162,14 @@ pub async fn reactivate(connection: &mut PgConnection, id: Uuid, now: DateTime<U
         .fetch_one(connection)
         .await
         .map(Account::from)
+}
+
+/// Deletes the account `id`.
+#[tracing::instrument(skip(connection))]
+pub async fn delete(connection: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id)
+        .execute(connection)
+        .await?;
+    Ok(())
 }

@@ -1,9 +1,8 @@
 //! The rules of accounts, free of storage and transport.
 
 pub mod account;
-pub mod email;
 pub mod password;
 
 pub use account::{Account, AccountEvent, DeactivationReason, EventKind};
-pub use email::Email;
-pub use password::{Password, PasswordHasher};
+pub use password::{HashingError, Password, PasswordHasher};
+pub use platform::email::Email;

@@ -5,7 +5,10 @@
 //! a refusal of passwords that merely repeat the email. Hashing uses argon2id
 //! with OWASP's parameters (m = 19 MiB, t = 2, p = 1); it is CPU-bound, so it
 //! runs on dedicated threads, one hash per core at a time, which keeps memory
-//! bounded and leaves the async workers free.
+//! bounded and leaves the async workers free. The queue in front of them is
+//! bounded too: when it is full a caller is told to come back
+//! ([`HashingError::Busy`]) rather than queued behind a flood, and a job
+//! whose caller has gone is dropped unhashed.
 
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -17,6 +20,14 @@ use super::Email;
 
 pub const MIN_LENGTH: usize = 10;
 pub const MAX_LENGTH: usize = 128;
+
+/// Whether `raw` is longer than any password could be: such a login
+/// attempt is refused before hashing (it cannot match, and hashing a long
+/// input is work an attacker chooses).
+pub fn exceeds_max_length(raw: &str) -> bool {
+    // A char is at most 4 bytes: no need to count the chars of a huge input.
+    raw.len() > MAX_LENGTH * 4 || raw.chars().count() > MAX_LENGTH
+}
 
 /// A password that meets the policy. Never printed.
 pub struct Password(String);
@@ -33,7 +44,7 @@ impl Password {
         if length < MIN_LENGTH {
             return Err(format!("password must be at least {MIN_LENGTH} characters long"));
         }
-        if length > MAX_LENGTH {
+        if exceeds_max_length(&raw) {
             return Err(format!("password must be at most {MAX_LENGTH} characters long"));
         }
         let first = raw.chars().next().unwrap_or_default();
@@ -61,7 +72,7 @@ impl Password {
 /// Here it stays at about `threads × 19 MiB`.
 #[derive(Clone, Debug)]
 pub struct PasswordHasher {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::SyncSender<Job>,
     /// A hash of a random password, verified against when the email is
     /// unknown so that "no such account" costs the same time as "wrong
     /// password".
@@ -69,6 +80,16 @@ pub struct PasswordHasher {
 }
 
 type Job = Box<dyn FnOnce() + Send>;
+
+/// Why a hash or a verification was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum HashingError {
+    /// Every thread is busy and the queue is full: come back shortly.
+    #[error("password hashing is busy")]
+    Busy,
+    #[error(transparent)]
+    Failed(#[from] anyhow::Error),
+}
 
 /// OWASP's argon2id parameters: 19 MiB of memory, 2 passes, 1 lane.
 const M_COST: u32 = 19 * 1024;
@@ -133,10 +154,11 @@ fn phc_verify(password: &str, stored: &str) -> anyhow::Result<bool> {
 }
 
 impl PasswordHasher {
-    /// A hasher running at most `threads` hashes at once. The threads stop
-    /// when the last clone of the hasher is dropped.
-    pub async fn new(threads: usize) -> anyhow::Result<Self> {
-        let (jobs, queue) = mpsc::channel::<Job>();
+    /// A hasher running at most `threads` hashes at once, with at most
+    /// `queue` more waiting. The threads stop when the last clone of the
+    /// hasher is dropped.
+    pub async fn new(threads: usize, queue: usize) -> anyhow::Result<Self> {
+        let (jobs, queue) = mpsc::sync_channel::<Job>(queue);
         let queue = Arc::new(Mutex::new(queue));
         for index in 0..threads.max(1) {
             let queue = Arc::clone(&queue);
@@ -151,6 +173,7 @@ impl PasswordHasher {
                             Err(_) => return,
                         };
                         let Ok(job) = next else { return };
+                        platform::metrics::metrics().password_hash_queue.dec();
                         // A panicking job drops its reply; the caller sees an error.
                         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                     }
@@ -167,17 +190,17 @@ impl PasswordHasher {
     }
 
     /// The PHC string of `password` (`$argon2id$v=19$m=19456,t=2,p=1$…`).
-    pub async fn hash(&self, password: &Password) -> anyhow::Result<String> {
+    pub async fn hash(&self, password: &Password) -> Result<String, HashingError> {
         self.hash_raw(password.expose().to_owned()).await
     }
 
-    async fn hash_raw(&self, password: String) -> anyhow::Result<String> {
+    async fn hash_raw(&self, password: String) -> Result<String, HashingError> {
         self.run(move || phc_hash(&password)).await
     }
 
     /// Whether `candidate` matches `stored`; with `stored = None` the decoy
     /// hash is checked instead and the answer is always `false`.
-    pub async fn verify(&self, candidate: &str, stored: Option<&str>) -> anyhow::Result<bool> {
+    pub async fn verify(&self, candidate: &str, stored: Option<&str>) -> Result<bool, HashingError> {
         let known = stored.is_some();
         let stored = stored.map_or_else(|| self.decoy.to_string(), str::to_owned);
         let candidate = candidate.to_owned();
@@ -185,21 +208,36 @@ impl PasswordHasher {
         Ok(known && matches)
     }
 
-    /// Runs `work` on a hashing thread, inside the caller's span.
+    /// Runs `work` on a hashing thread, inside the caller's span — unless
+    /// the queue is full, or the caller has gone by the time a thread is free.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
+    ) -> Result<T, HashingError> {
         let (reply, answer) = oneshot::channel();
         let span = tracing::info_span!("argon2id");
-        self.jobs
-            .send(Box::new(move || {
-                let _ = reply.send(span.in_scope(work));
-            }))
-            .map_err(|_| anyhow::anyhow!("the password hashing threads have stopped"))?;
-        answer
+        let job: Job = Box::new(move || {
+            if reply.is_closed() {
+                return;
+            }
+            let _ = reply.send(span.in_scope(work));
+        });
+        // Counted before it can be taken, so the gauge never reads below 0.
+        let waiting = &platform::metrics::metrics().password_hash_queue;
+        waiting.inc();
+        self.jobs.try_send(job).map_err(|err| {
+            waiting.dec();
+            match err {
+                mpsc::TrySendError::Full(_) => HashingError::Busy,
+                mpsc::TrySendError::Disconnected(_) => {
+                    anyhow::anyhow!("the password hashing threads have stopped").into()
+                }
+            }
+        })?;
+        let result = answer
             .await
-            .map_err(|_| anyhow::anyhow!("a password hashing job panicked"))?
+            .map_err(|_| anyhow::anyhow!("a password hashing job panicked"))?;
+        Ok(result?)
     }
 }
 
@@ -258,9 +296,87 @@ mod tests {
         assert!(!phc_verify("wrong horse battery", &older).unwrap());
     }
 
+    /// Occupies one hashing thread until the returned sender is used.
+    async fn hold(hasher: &PasswordHasher) -> std::sync::mpsc::Sender<()> {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = oneshot::channel();
+        let hasher = hasher.clone();
+        tokio::spawn(async move {
+            hasher
+                .run(move || {
+                    let _ = started.send(());
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+        });
+        running.await.unwrap();
+        release
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_answers_busy() {
+        let hasher = PasswordHasher::new(1, 2).await.unwrap();
+        let release = hold(&hasher).await;
+        while hasher.jobs.try_send(Box::new(|| {})).is_ok() {}
+        assert!(matches!(
+            hasher.verify("correct horse battery", None).await,
+            Err(HashingError::Busy)
+        ));
+        release.send(()).unwrap();
+        // Room again once the worker has run the queued filler jobs.
+        let answer = loop {
+            match hasher.verify("correct horse battery", None).await {
+                Err(HashingError::Busy) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+                answer => break answer,
+            }
+        };
+        assert!(!answer.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_queue_gauge_counts_the_jobs_waiting_for_a_thread() {
+        let waiting = || platform::metrics::metrics().password_hash_queue.get();
+        let hasher = PasswordHasher::new(1, 4).await.unwrap();
+        let release = hold(&hasher).await;
+        let queued: Vec<_> = (0..2)
+            .map(|_| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move { hasher.verify("correct horse battery", None).await })
+            })
+            .collect();
+        while waiting() < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(waiting(), 2);
+        release.send(()).unwrap();
+        for job in queued {
+            assert!(!job.await.unwrap().unwrap());
+        }
+        assert_eq!(waiting(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_caller_has_gone_is_not_run() {
+        let hasher = PasswordHasher::new(1, 4).await.unwrap();
+        let release = hold(&hasher).await;
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let abandoned = hasher.run(move || {
+            flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            Ok(())
+        });
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), abandoned).await;
+        assert!(waited.is_err(), "queued behind the held thread, then given up");
+        release.send(()).unwrap();
+        // Answered only once the thread has passed the abandoned job.
+        assert!(!hasher.verify("correct horse battery", None).await.unwrap());
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
     #[tokio::test]
     async fn a_hash_verifies_its_password_and_nothing_else() {
-        let hasher = PasswordHasher::new(2).await.unwrap();
+        let hasher = PasswordHasher::new(2, 8).await.unwrap();
         let password = Password::parse("correct horse battery".into(), &email()).unwrap();
         let hash = hasher.hash(&password).await.unwrap();
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));

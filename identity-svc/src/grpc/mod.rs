@@ -1,6 +1,7 @@
 //! The `reactivation.identity.v1.IdentityService` gRPC surface: converts
-//! requests into domain calls once at the edge, authenticates callers, and
-//! converts results back.
+//! requests into domain calls once at the edge, authenticates callers and
+//! checks their role (as every service does, here and nowhere deeper: the
+//! use cases trust the caller they are handed), and converts results back.
 
 use platform::{
     auth::{Authenticator, Caller, Role},
@@ -11,9 +12,10 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    accounts::Accounts,
+    accounts::{Accounts, Session},
     domain::{Account, AccountEvent, DeactivationReason},
     error::Error,
+    web_sessions::WebLogin,
 };
 
 #[derive(Clone, Debug)]
@@ -55,6 +57,15 @@ fn reason_to_wire(reason: Option<DeactivationReason>) -> pb::DeactivationReason 
         Some(DeactivationReason::Admin) => pb::DeactivationReason::Admin,
         Some(DeactivationReason::Nonpayment) => pb::DeactivationReason::Nonpayment,
         Some(DeactivationReason::Fraud) => pb::DeactivationReason::Fraud,
+    }
+}
+
+fn login_response(session: Session) -> pb::LoginResponse {
+    pb::LoginResponse {
+        access_token: session.access_token,
+        token_type: "Bearer".into(),
+        expires_in: session.expires_in,
+        user: Some(session.account.into()),
     }
 }
 
@@ -106,14 +117,65 @@ impl pb::identity_service_server::IdentityService for IdentityService {
 
     #[tracing::instrument(skip_all)]
     async fn login(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::LoginResponse>, Status> {
-        let pb::LoginRequest { email, password } = request.into_inner();
-        let session = self.accounts.login(&email, &password).await?;
-        Ok(Response::new(pb::LoginResponse {
-            access_token: session.access_token,
-            token_type: "Bearer".into(),
-            expires_in: session.expires_in,
-            user: Some(session.account.into()),
+        let pb::LoginRequest {
+            email,
+            password,
+            client_address,
+        } = request.into_inner();
+        let session = self.accounts.login(&email, &password, &client_address).await?;
+        Ok(Response::new(login_response(session)))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn start_web_session(&self, request: Request<pb::LoginRequest>) -> Result<Response<pb::WebSession>, Status> {
+        let pb::LoginRequest {
+            email,
+            password,
+            client_address,
+        } = request.into_inner();
+        let answer = match self
+            .accounts
+            .start_web_session(&email, &password, &client_address)
+            .await?
+        {
+            WebLogin::SignedIn { session, token } => pb::WebSession {
+                login: Some(login_response(session)),
+                session_token: token,
+                ..Default::default()
+            },
+            WebLogin::Inactive { self_service, proof } => pb::WebSession {
+                login: None,
+                session_token: proof.unwrap_or_default(),
+                inactive: true,
+                self_service_reactivation: self_service,
+            },
+        };
+        Ok(Response::new(answer))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn refresh_web_session(
+        &self,
+        request: Request<pb::RefreshWebSessionRequest>,
+    ) -> Result<Response<pb::WebSession>, Status> {
+        let token = request.into_inner().session_token;
+        let (session, token) = self.accounts.refresh_web_session(&token).await?;
+        Ok(Response::new(pb::WebSession {
+            login: Some(login_response(session)),
+            session_token: token,
+            ..Default::default()
         }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn end_web_session(
+        &self,
+        request: Request<pb::EndWebSessionRequest>,
+    ) -> Result<Response<pb::EndWebSessionResponse>, Status> {
+        self.accounts
+            .end_web_session(&request.into_inner().session_token)
+            .await?;
+        Ok(Response::new(pb::EndWebSessionResponse {}))
     }
 
     #[tracing::instrument(skip_all)]
@@ -136,6 +198,12 @@ impl pb::identity_service_server::IdentityService for IdentityService {
             Some(parse_user_id(&user_id)?)
         };
         let reason = reason_from_wire(reason)?;
+        let target = target.unwrap_or(caller.user_id);
+        caller.require_self_or_admin(target).map_err(Error::from)?;
+        let reason = reason.unwrap_or(DeactivationReason::SelfService);
+        if reason != DeactivationReason::SelfService {
+            caller.require_admin().map_err(Error::from)?;
+        }
         let account = self
             .accounts
             .deactivate(&caller, target, reason, optional_text(comment))
@@ -151,6 +219,7 @@ impl pb::identity_service_server::IdentityService for IdentityService {
         let caller = self.caller(&request).await?;
         let pb::AdminReactivateUserRequest { user_id, note } = request.into_inner();
         let target = parse_user_id(&user_id)?;
+        caller.require_admin().map_err(Error::from)?;
         let account = self
             .accounts
             .admin_reactivate(&caller, target, optional_text(note))
@@ -184,7 +253,8 @@ impl pb::identity_service_server::IdentityService for IdentityService {
     ) -> Result<Response<pb::ListAccountEventsResponse>, Status> {
         let caller = self.caller(&request).await?;
         let target = parse_user_id(&request.get_ref().user_id)?;
-        let events = self.accounts.events(&caller, target).await?;
+        caller.require_admin().map_err(Error::from)?;
+        let events = self.accounts.events(target).await?;
         Ok(Response::new(pb::ListAccountEventsResponse {
             events: events.into_iter().map(Into::into).collect(),
         }))
@@ -203,7 +273,8 @@ impl pb::identity_service_server::IdentityService for IdentityService {
         request: Request<pb::GetReactivationFunnelRequest>,
     ) -> Result<Response<pb::ReactivationFunnel>, Status> {
         let caller = self.caller(&request).await?;
-        let (requested, email_sent, link_opened, confirmed) = self.accounts.funnel(&caller).await?;
+        caller.require_admin().map_err(Error::from)?;
+        let (requested, email_sent, link_opened, confirmed) = self.accounts.funnel().await?;
         let count = |n: i64| n.max(0) as u64;
         Ok(Response::new(pb::ReactivationFunnel {
             requested: count(requested),
@@ -224,10 +295,34 @@ impl pb::identity_service_server::IdentityService for IdentityService {
         } else {
             Some(parse_user_id(user_id)?)
         };
+        caller
+            .require_self_or_admin(target.unwrap_or(caller.user_id))
+            .map_err(Error::from)?;
         let (erasure_id, erased_at) = self.accounts.erase(&caller, target).await?;
         Ok(Response::new(pb::DeleteUserResponse {
             erasure_id: erasure_id.to_string(),
             erased_at: Some(platform::wire::timestamp(erased_at)),
         }))
+    }
+
+    async fn send_customer_email(
+        &self,
+        request: Request<pb::SendCustomerEmailRequest>,
+    ) -> Result<Response<pb::SendCustomerEmailResponse>, Status> {
+        self.authenticator.authenticate_service(request.metadata()).await?;
+        let request = request.into_inner();
+        let user_id = parse_user_id(&request.user_id)?;
+        let template = proto::notify::v1::Template::from_str_name(request.template.trim())
+            .filter(|template| *template != proto::notify::v1::Template::Unspecified)
+            .ok_or_else(|| Error::invalid("template", "unknown template"))?;
+        let key = request.idempotency_key.trim();
+        if key.is_empty() {
+            return Err(Error::invalid("idempotency_key", "idempotency_key is required").into());
+        }
+        let owed = self
+            .accounts
+            .send_customer_email(user_id, template, request.variables, key)
+            .await?;
+        Ok(Response::new(pb::SendCustomerEmailResponse { owed }))
     }
 }

@@ -9,7 +9,7 @@ use platform::{
     clock::Clock,
     config::Secret,
     shutdown::Shutdown,
-    testing::{TestDatabase, TestKeySpace},
+    testing::{TestDatabase, TestKeySpace, eventually, eventually_some},
 };
 use proto::identity::v1::{self as pb, identity_service_client::IdentityServiceClient};
 use tonic::{Request, transport::Channel};
@@ -48,6 +48,7 @@ pub fn test_config(database: &TestDatabase, keys: &TestKeySpace) -> Config {
             max_per_email_per_hour: 100,
             max_per_client_per_hour: 100,
         },
+        login: identity_svc::config::LoginConfig::default(),
         retention: Default::default(),
     }
 }
@@ -71,7 +72,7 @@ pub async fn spawn_app_at(clock: Clock, adjust: impl FnOnce(&mut Config)) -> Tes
     let application = Application::build_with_clock(config, clock)
         .await
         .expect("identity-svc builds");
-    let accounts = application.accounts();
+    let accounts = application.domain();
     let address = application.local_addr();
     let shutdown = Shutdown::new();
     let server = tokio::spawn(application.run(shutdown.clone()));
@@ -110,6 +111,7 @@ impl TestApp {
             .login(pb::LoginRequest {
                 email: email.into(),
                 password: password.into(),
+                client_address: "192.0.2.1".into(),
             })
             .await
             .map(tonic::Response::into_inner)
@@ -177,14 +179,32 @@ impl TestApp {
 
     /// Waits (the link is issued after the answer) for the `count`-th link's token.
     pub async fn wait_for_token(&self, count: usize) -> String {
-        for _ in 0..100 {
-            let links = self.outbox_links().await;
-            if links.len() >= count {
-                return links[count - 1].rsplit_once("token=").unwrap().1.to_owned();
-            }
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-        panic!("no reactivation link number {count} appeared in the outbox");
+        eventually_some(
+            &format!("reactivation link number {count} is in the outbox"),
+            || async {
+                let links = self.outbox_links().await;
+                let link = links.get(count - 1)?;
+                Some(link.rsplit_once("token=").unwrap().1.to_owned())
+            },
+        )
+        .await
+    }
+
+    /// Waits until every reactivation request so far is answered: a link
+    /// that is not in the outbox by then is never issued.
+    pub async fn wait_until_requests_answered(&self) {
+        eventually("every reactivation request is answered", || async {
+            let pool = platform::db::connect(&self.database.url, 1).await.unwrap();
+            let pending: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM outbox WHERE topic = 'identity.reactivation_request' AND delivered_at IS NULL",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            pool.close().await;
+            pending == 0
+        })
+        .await;
     }
 
     /// Stops the server and waits until it has drained.

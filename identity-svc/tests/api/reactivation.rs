@@ -3,10 +3,16 @@
 
 use std::time::Duration;
 
+use identity_svc::{Application, accounts::Accounts};
+use platform::{
+    auth::{Caller, Role},
+    config::Secret,
+    testing::{TestDatabase, TestKeySpace, redis_proxy::RedisProxy},
+};
 use proto::identity::v1 as pb;
 use tonic::Code;
 
-use crate::helpers::{PASSWORD, reason, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, reason, spawn_app, spawn_app_with, test_config};
 
 #[tokio::test]
 async fn a_self_deactivated_account_is_reactivated_by_its_link() {
@@ -79,7 +85,14 @@ async fn an_expired_link_is_refused() {
     app.deactivate("ada@example.com", pb::DeactivationReason::Self_).await;
     app.request_reactivation("ada@example.com").await.unwrap();
     let token = app.wait_for_token(1).await;
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    platform::testing::eventually("Redis expired the token", || async {
+        !app.keys
+            .entries()
+            .await
+            .iter()
+            .any(|(key, _)| key.contains("reactivation:token:"))
+    })
+    .await;
     let expired = app.confirm(&token).await.unwrap_err();
     assert_eq!(reason(&expired).as_deref(), Some("REACTIVATION_LINK_INVALID"));
 }
@@ -126,7 +139,7 @@ async fn unknown_active_and_fraud_accounts_get_the_same_answer_and_no_link() {
     app.deactivate("ada@example.com", pb::DeactivationReason::Self_).await;
     app.request_reactivation("ada@example.com").await.unwrap();
     app.wait_for_token(1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.wait_until_requests_answered().await;
     assert_eq!(
         app.outbox_links().await.len(),
         1,
@@ -157,4 +170,95 @@ async fn confirming_a_malformed_or_unknown_token_is_the_same_refusal() {
             "token {token:?}"
         );
     }
+}
+
+/// An identity-svc built on `database` and `keys` and Redis but never run: no
+/// relay delivers what it records.
+async fn stopped_replica(database: &TestDatabase, keys: &TestKeySpace) -> Accounts {
+    Application::build(test_config(database, keys))
+        .await
+        .expect("a replica builds")
+        .domain()
+}
+
+/// Reactivation requests recorded and not answered yet.
+async fn pending_requests(database: &TestDatabase) -> Vec<Option<String>> {
+    let pool = platform::db::connect(&database.url, 1).await.unwrap();
+    let pending = sqlx::query_scalar(
+        "SELECT payload->>'recipient' FROM outbox \
+         WHERE topic = 'identity.reactivation_request' AND delivered_at IS NULL",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    pending
+}
+
+#[tokio::test]
+async fn a_request_accepted_by_a_replica_that_stopped_still_gets_its_link() {
+    let app = spawn_app().await;
+    app.register("ada@example.com").await;
+    app.deactivate("ada@example.com", pb::DeactivationReason::Self_).await;
+
+    let stopped = stopped_replica(&app.database, &app.keys).await;
+    stopped
+        .request_reactivation("ada@example.com", "203.0.113.7")
+        .await
+        .expect("accepted");
+
+    let token = app.wait_for_token(1).await;
+    app.confirm(&token).await.expect("the link works");
+    assert!(pending_requests(&app.database).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_erasure_forgets_a_reactivation_request_not_yet_answered() {
+    platform::testing::spans();
+    let database = TestDatabase::create(&identity_svc::MIGRATOR).await;
+    let keys = TestKeySpace::new();
+    let accounts = stopped_replica(&database, &keys).await;
+    let ada = accounts
+        .register("ada@example.com", PASSWORD.into())
+        .await
+        .expect("registered");
+    accounts
+        .request_reactivation("Ada@Example.com", "203.0.113.7")
+        .await
+        .expect("accepted");
+    assert_eq!(pending_requests(&database).await, [Some("ada@example.com".to_owned())]);
+
+    let caller = Caller {
+        user_id: ada.id,
+        roles: vec![Role::User],
+        token: Secret::from(String::new()),
+    };
+    accounts.erase(&caller, None).await.expect("erased");
+    assert!(
+        pending_requests(&database).await.is_empty(),
+        "the erased person's request is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_link_opened_and_confirmed_just_after_the_redis_connection_dropped_works() {
+    let proxy = RedisProxy::start().await;
+    let app = spawn_app_with(|config| config.service.redis_url = proxy.url()).await;
+    app.register("ada@example.com").await;
+    app.deactivate("ada@example.com", pb::DeactivationReason::Self_).await;
+    app.request_reactivation("ada@example.com").await.unwrap();
+    let token = app.wait_for_token(1).await;
+
+    proxy.cut();
+    app.client
+        .clone()
+        .record_link_opened(pb::RecordLinkOpenedRequest { token: token.clone() })
+        .await
+        .expect("the opening is recorded on a fresh connection");
+    proxy.cut();
+    let user = app
+        .confirm(&token)
+        .await
+        .expect("the link is consumed on a fresh connection");
+    assert!(user.is_active);
 }

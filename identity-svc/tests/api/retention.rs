@@ -16,7 +16,7 @@ async fn second_replica(app: &TestApp, clock: &Clock) -> Accounts {
     Application::build_with_clock(config, clock.clone())
         .await
         .expect("a second replica builds")
-        .accounts()
+        .domain()
 }
 
 /// Both replicas run one pass at the same moment; what they did together.

@@ -36,16 +36,17 @@ async fn health_reports_serving_then_not_serving_once_shutdown_begins() {
     // During the drain delay the server still answers, but says it is
     // going away so load balancers stop sending it work.
     app.shutdown.trigger();
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let status = health
-        .check(HealthCheckRequest {
-            service: "reactivation.identity.v1.IdentityService".into(),
-        })
-        .await
-        .expect("health check during drain")
-        .into_inner()
-        .status();
-    assert_eq!(status, ServingStatus::NotServing);
+    platform::testing::eventually("health says NOT_SERVING while draining", || {
+        let mut health = health.clone();
+        async move {
+            let request = HealthCheckRequest {
+                service: "reactivation.identity.v1.IdentityService".into(),
+            };
+            let status = health.check(request).await.expect("health check during drain");
+            status.into_inner().status() == ServingStatus::NotServing
+        }
+    })
+    .await;
     app.stop().await;
 }
 

@@ -93,3 +93,13 @@ pub async fn trials_of(connection: &mut PgConnection, email: &Email) -> Result<i
     .fetch_one(connection)
     .await
 }
+
+/// Deletes every entry of the keys spelt `keys`.
+#[tracing::instrument(skip_all)]
+pub async fn delete_of_keys(connection: &mut PgConnection, keys: &[String]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM key_history WHERE key = ANY($1)")
+        .bind(keys)
+        .execute(connection)
+        .await?;
+    Ok(())
+}

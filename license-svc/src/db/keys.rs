@@ -6,12 +6,10 @@ use chrono::{DateTime, Utc};
 use sqlx::{PgConnection, types::Json};
 use uuid::Uuid;
 
-use crate::{
-    domain::{Customer, Email, KeyStatus, KeyType, License, LicenseKey},
-    licenses::Access,
-};
+use crate::domain::{Access, Customer, DisabledReason, Email, KeyStatus, KeyType, License, LicenseKey};
 
-const COLUMNS: &str = "key, email, owner_user_id, key_type, expires_at, disabled_at, created_at, features, customer";
+const COLUMNS: &str =
+    "key, email, owner_user_id, key_type, expires_at, disabled_at, disabled_reason, created_at, features, customer";
 
 #[derive(sqlx::FromRow)]
 struct Row {
@@ -21,6 +19,7 @@ struct Row {
     key_type: String,
     expires_at: Option<DateTime<Utc>>,
     disabled_at: Option<DateTime<Utc>>,
+    disabled_reason: Option<String>,
     created_at: DateTime<Utc>,
     features: Json<BTreeMap<String, bool>>,
     customer: Json<Customer>,
@@ -35,11 +34,16 @@ impl TryFrom<Row> for License {
         let corrupt = |what: String| sqlx::Error::Decode(what.into());
         Ok(Self {
             key: LicenseKey::parse(&row.key).map_err(corrupt)?,
-            email: Email::parse(&row.email).map_err(corrupt)?,
+            email: Email::from_stored(row.email),
             owner_user_id: row.owner_user_id,
             key_type: KeyType::parse(&row.key_type).ok_or_else(|| corrupt(format!("key type {}", row.key_type)))?,
             expires_at: row.expires_at,
             disabled_at: row.disabled_at,
+            disabled_reason: row
+                .disabled_reason
+                .as_deref()
+                .map(|reason| DisabledReason::parse(reason).ok_or_else(|| corrupt(format!("disabled reason {reason}"))))
+                .transpose()?,
             created_at: row.created_at,
             features: row.features.0,
             customer: row.customer.0,
@@ -53,7 +57,7 @@ impl TryFrom<Row> for License {
 pub async fn insert(connection: &mut PgConnection, license: &License) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO license_keys (key, email, owner_user_id, key_type, expires_at, disabled_at, features, customer, \
-         created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
+         created_at, updated_at, disabled_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
     )
     .bind(license.key.as_str())
     .bind(license.email.as_str())
@@ -64,6 +68,7 @@ pub async fn insert(connection: &mut PgConnection, license: &License) -> Result<
     .bind(Json(&license.features))
     .bind(Json(&license.customer))
     .bind(license.created_at)
+    .bind(license.disabled_reason.map(DisabledReason::as_str))
     .execute(connection)
     .await?;
     Ok(())
@@ -74,7 +79,7 @@ pub async fn insert(connection: &mut PgConnection, license: &License) -> Result<
 pub async fn update(connection: &mut PgConnection, license: &License, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE license_keys SET owner_user_id = $2, key_type = $3, expires_at = $4, disabled_at = $5, \
-         features = $6, customer = $7, updated_at = $8 WHERE key = $1",
+         features = $6, customer = $7, updated_at = $8, disabled_reason = $9 WHERE key = $1",
     )
     .bind(license.key.as_str())
     .bind(license.owner_user_id)
@@ -84,6 +89,7 @@ pub async fn update(connection: &mut PgConnection, license: &License, now: DateT
     .bind(Json(&license.features))
     .bind(Json(&license.customer))
     .bind(now)
+    .bind(license.disabled_reason.map(DisabledReason::as_str))
     .execute(connection)
     .await?;
     Ok(())
@@ -121,6 +127,53 @@ pub enum CustomerRef {
     Email(Email),
 }
 
+impl CustomerRef {
+    /// The customer's row in `customer_access`.
+    fn access_id(&self) -> String {
+        match self {
+            Self::UserId(id) => format!("user:{id}"),
+            Self::Email(email) => format!("email:{}", email.as_str()),
+        }
+    }
+}
+
+/// The spelling of every key owned by `user_id` or issued to `email`,
+/// locked, in a stable order.
+#[tracing::instrument(skip(connection))]
+pub async fn lock_keys_of(
+    connection: &mut PgConnection,
+    user_id: Option<Uuid>,
+    email: Option<&Email>,
+) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar("SELECT key FROM license_keys WHERE owner_user_id = $1 OR email = $2 ORDER BY key FOR UPDATE")
+        .bind(user_id)
+        .bind(email.map(Email::as_str))
+        .fetch_all(connection)
+        .await
+}
+
+/// Deletes the keys spelt `keys` (their history goes first: see
+/// [`super::history::delete_of_keys`]).
+#[tracing::instrument(skip_all)]
+pub async fn delete(connection: &mut PgConnection, keys: &[String]) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM license_keys WHERE key = ANY($1)")
+        .bind(keys)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
+/// Forgets the latest access change recorded for each of `customers`.
+#[tracing::instrument(skip_all)]
+pub async fn forget_access(connection: &mut PgConnection, customers: &[CustomerRef]) -> Result<(), sqlx::Error> {
+    let customers: Vec<String> = customers.iter().map(CustomerRef::access_id).collect();
+    sqlx::query("DELETE FROM customer_access WHERE customer = ANY($1)")
+        .bind(&customers)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
 /// Every key of one customer, locked, in a stable order (so two callers
 /// lock them in the same order and cannot deadlock).
 #[tracing::instrument(skip(connection))]
@@ -138,6 +191,21 @@ pub async fn lock_of_customer(
     sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
         .bind(user_id)
         .bind(email)
+        .fetch_all(connection)
+        .await?
+        .into_iter()
+        .map(License::try_from)
+        .collect()
+}
+
+/// The keys an account owns, newest first, at most `limit`.
+#[tracing::instrument(skip(connection))]
+pub async fn of_owner(connection: &mut PgConnection, owner: Uuid, limit: i64) -> Result<Vec<License>, sqlx::Error> {
+    let statement =
+        format!("SELECT {COLUMNS} FROM license_keys WHERE owner_user_id = $1 ORDER BY created_at DESC, key LIMIT $2");
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
+        .bind(owner)
+        .bind(limit)
         .fetch_all(connection)
         .await?
         .into_iter()
@@ -233,13 +301,10 @@ pub async fn record_access(
     version: i64,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let customer = match customer {
-        CustomerRef::UserId(id) => format!("user:{id}"),
-        CustomerRef::Email(email) => format!("email:{}", email.as_str()),
-    };
+    let customer = customer.access_id();
     let access = match access {
         Access::Active => "active",
-        Access::Suspended => "suspended",
+        Access::Suspended(_) => "suspended",
     };
     let latest = sqlx::query(
         "INSERT INTO customer_access (customer, access, version, updated_at) VALUES ($1, $2, $3, $4) \

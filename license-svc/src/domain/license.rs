@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
+use platform::license_key::has_expired;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -49,6 +50,61 @@ pub enum KeyStatus {
     Active,
     Disabled,
     Expired,
+}
+
+impl KeyStatus {
+    /// A key's status at `now` from its stored facts: disabled wins, then
+    /// an expiry reached means expired, otherwise active.
+    pub fn at(disabled_at: Option<DateTime<Utc>>, expires_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Self {
+        if disabled_at.is_some() {
+            Self::Disabled
+        } else if has_expired(expires_at, now) {
+            Self::Expired
+        } else {
+            Self::Active
+        }
+    }
+}
+
+/// What billing says about a customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Active,
+    /// Suspended, and why (payment or account closed).
+    Suspended(DisabledReason),
+}
+
+/// Why a key is disabled. Billing restores what billing suspended; what an
+/// admin disabled for cause stays disabled until an admin reactivates it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisabledReason {
+    /// An admin disabled it (abuse, fraud, …).
+    Admin,
+    /// The customer's payment failed or their subscription ended.
+    Payment,
+    /// The customer closed their account.
+    AccountClosed,
+}
+
+impl DisabledReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Payment => "payment",
+            Self::AccountClosed => "account_closed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        [Self::Admin, Self::Payment, Self::AccountClosed]
+            .into_iter()
+            .find(|reason| reason.as_str() == raw)
+    }
+
+    /// Billing took the key away, so billing may give it back.
+    pub fn restorable_by_billing(self) -> bool {
+        matches!(self, Self::Payment | Self::AccountClosed)
+    }
 }
 
 /// Who the key was sold to, as support staff record it.
@@ -103,6 +159,8 @@ pub struct License {
     /// `None`: no expiry.
     pub expires_at: Option<DateTime<Utc>>,
     pub disabled_at: Option<DateTime<Utc>>,
+    /// Set with `disabled_at`: why.
+    pub disabled_reason: Option<DisabledReason>,
     pub created_at: DateTime<Utc>,
     pub features: BTreeMap<String, bool>,
     pub customer: Customer,
@@ -118,13 +176,7 @@ impl License {
     }
 
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
-        if self.disabled_at.is_some() {
-            KeyStatus::Disabled
-        } else if self.expires_at.is_some_and(|expiry| expiry <= now) {
-            KeyStatus::Expired
-        } else {
-            KeyStatus::Active
-        }
+        KeyStatus::at(self.disabled_at, self.expires_at, now)
     }
 
     /// The details every history entry carries, after the change.
@@ -141,7 +193,15 @@ impl License {
             return Err(Error::AlreadyDisabled);
         }
         self.disabled_at = Some(now);
-        Ok(self.details(self.is_trial()))
+        self.disabled_reason = Some(DisabledReason::Admin);
+        Ok(self.disabled_details())
+    }
+
+    /// The details of a disabling, with its reason.
+    fn disabled_details(&self) -> Value {
+        let mut details = self.details(self.is_trial());
+        details["reason"] = json!(self.disabled_reason.map(DisabledReason::as_str));
+        details
     }
 
     /// A disabled or expired key becomes active: a trial for
@@ -154,6 +214,7 @@ impl License {
         }
         let was_disabled = self.disabled_at.is_some();
         self.disabled_at = None;
+        self.disabled_reason = None;
         self.expires_at = self.is_trial().then(|| now + Duration::days(REACTIVATED_TRIAL_DAYS));
         let mut details = self.details(self.is_trial());
         details["was_disabled"] = Value::Bool(was_disabled);
@@ -190,24 +251,31 @@ impl License {
         Ok(self.details(true))
     }
 
-    /// Access suspended by billing: an active key is disabled; a disabled or
-    /// expired one is left as it is (idempotent). `None` when unchanged.
-    pub fn suspend(&mut self, now: DateTime<Utc>) -> Option<Value> {
+    /// Access suspended by billing for `reason`: an active key is disabled;
+    /// a disabled or expired one is left as it is (idempotent, and an
+    /// admin's reason is never overwritten). `None` when unchanged.
+    pub fn suspend(&mut self, now: DateTime<Utc>, reason: DisabledReason) -> Option<Value> {
         (self.status(now) == KeyStatus::Active).then(|| {
             self.disabled_at = Some(now);
-            self.details(self.is_trial())
+            self.disabled_reason = Some(reason);
+            self.disabled_details()
         })
     }
 
     /// Access restored by billing: the key becomes active as subscribed — no
-    /// expiry, a trial converted to production. `None` when already so.
+    /// expiry, a trial converted to production. `None` when already so, or
+    /// when an admin disabled it: billing's money does not undo a decision
+    /// taken for cause.
     pub fn restore(&mut self) -> Option<Value> {
         let subscribed = self.disabled_at.is_none() && self.expires_at.is_none() && !self.is_trial();
-        if subscribed {
+        let held_for_cause =
+            self.disabled_at.is_some() && !self.disabled_reason.is_some_and(DisabledReason::restorable_by_billing);
+        if subscribed || held_for_cause {
             return None;
         }
         let was_trial = self.is_trial();
         self.disabled_at = None;
+        self.disabled_reason = None;
         self.expires_at = None;
         if was_trial {
             self.key_type = KeyType::Production;
@@ -230,6 +298,7 @@ mod tests {
             key_type: KeyType::Trial,
             expires_at: Some(now + Duration::days(14)),
             disabled_at: None,
+            disabled_reason: None,
             created_at: now,
             features: BTreeMap::new(),
             customer: Customer::default(),
@@ -286,13 +355,27 @@ mod tests {
     #[test]
     fn restoring_access_converts_a_trial_and_is_idempotent() {
         let mut license = trial(noon());
-        assert!(license.suspend(noon()).is_some());
-        assert!(license.suspend(noon()).is_none());
+        assert!(license.suspend(noon(), DisabledReason::Payment).is_some());
+        assert!(license.suspend(noon(), DisabledReason::AccountClosed).is_none());
+        assert_eq!(license.disabled_reason, Some(DisabledReason::Payment));
         let details = license.restore().unwrap();
         assert_eq!(details["was_trial"], true);
         assert_eq!(license.key_type, KeyType::Production);
         assert_eq!(license.expires_at, None);
         assert_eq!(license.status(noon()), KeyStatus::Active);
         assert!(license.restore().is_none());
+    }
+
+    #[test]
+    fn billing_never_restores_a_key_an_admin_disabled() {
+        let mut license = trial(noon());
+        let details = license.disable(noon()).unwrap();
+        assert_eq!(details["reason"], "admin");
+        assert!(license.suspend(noon(), DisabledReason::Payment).is_none());
+        assert!(license.restore().is_none());
+        assert_eq!(license.status(noon()), KeyStatus::Disabled);
+        assert_eq!(license.disabled_reason, Some(DisabledReason::Admin));
+        license.reactivate(noon()).unwrap();
+        assert_eq!(license.disabled_reason, None);
     }
 }

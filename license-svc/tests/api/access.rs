@@ -81,7 +81,66 @@ fn access_request(email: &str, access: pb::CustomerAccess) -> pb::SetCustomerAcc
         customer: Some(pb::set_customer_access_request::Customer::Email(email.into())),
         access: access.into(),
         version: 0,
+        suspension: pb::DisabledReason::Unspecified.into(),
     }
+}
+
+#[tokio::test]
+async fn a_key_disabled_by_an_admin_stays_disabled_when_billing_restores_access() {
+    let app = spawn_app().await;
+    let abused = app.create("ada@example.com", pb::KeyType::Production).await.unwrap();
+    let unpaid = app.create("ada@example.com", pb::KeyType::Production).await.unwrap();
+    let disabled = app.disable(&abused.key).await.expect("admin disables");
+    assert_eq!(disabled.disabled_reason(), pb::DisabledReason::Admin);
+    let send = |access, suspension: pb::DisabledReason| {
+        let mut request = Request::new(pb::SetCustomerAccessRequest {
+            suspension: suspension.into(),
+            ..access_request("ada@example.com", access)
+        });
+        app.internal.attach(&mut request);
+        let mut client = app.client.clone();
+        async move { client.set_customer_access(request).await.unwrap().into_inner().changed }
+    };
+
+    // The account is closed: the other key is suspended, and says why.
+    let suspended = send(pb::CustomerAccess::Suspended, pb::DisabledReason::AccountClosed).await;
+    assert_eq!(suspended.len(), 1);
+    assert_eq!(suspended[0].key, unpaid.key);
+    let held = app.get(&unpaid.key).await.unwrap();
+    assert_eq!(held.disabled_reason(), pb::DisabledReason::AccountClosed);
+    assert_eq!(
+        app.get(&abused.key).await.unwrap().disabled_reason(),
+        pb::DisabledReason::Admin,
+        "an admin's reason is never overwritten"
+    );
+
+    // They pay again: billing's key comes back, the admin's does not.
+    let restored = send(pb::CustomerAccess::Active, pb::DisabledReason::Unspecified).await;
+    assert_eq!(restored.len(), 1);
+    assert_eq!(restored[0].key, unpaid.key);
+    let back = app.get(&unpaid.key).await.unwrap();
+    assert_eq!(back.status(), pb::KeyStatus::Active);
+    assert_eq!(back.disabled_reason(), pb::DisabledReason::Unspecified);
+    let still = app.get(&abused.key).await.unwrap();
+    assert_eq!(still.status(), pb::KeyStatus::Disabled);
+    assert!(!app.validate(&abused.key).await.unwrap().valid);
+
+    // The history says why each was disabled.
+    let reason_of = |entry: &pb::KeyHistoryEntry| {
+        serde_json::from_str::<serde_json::Value>(&entry.details_json).unwrap()["reason"].clone()
+    };
+    let history = app.history(&abused.key).await;
+    let disabling = history.iter().find(|entry| entry.action == "disabled").unwrap();
+    assert_eq!(reason_of(disabling), "admin");
+    let history = app.history(&unpaid.key).await;
+    let suspension = history.iter().find(|entry| entry.action == "suspended").unwrap();
+    assert_eq!(reason_of(suspension), "account_closed");
+    assert_eq!(history.last().unwrap().action, "restored");
+
+    // Only an admin brings it back.
+    let reactivated = app.reactivate(&abused.key).await.expect("admin reactivates");
+    assert_eq!(reactivated.status(), pb::KeyStatus::Active);
+    assert_eq!(reactivated.disabled_reason(), pb::DisabledReason::Unspecified);
 }
 
 #[tokio::test]
@@ -164,6 +223,7 @@ async fn customer_access_can_name_the_customer_by_account() {
         customer: Some(pb::set_customer_access_request::Customer::UserId(owner.to_string())),
         access: pb::CustomerAccess::Suspended.into(),
         version: 0,
+        ..Default::default()
     };
     let changed = app
         .client

@@ -76,6 +76,7 @@ async fn every_change_to_a_key_is_announced_once_committed() {
             )),
             access: access.into(),
             version: 0,
+            ..Default::default()
         });
         app.internal.attach(&mut request);
         client.set_customer_access(request).await.expect("set access");

@@ -168,3 +168,17 @@ async fn unknown_and_malformed_keys_are_told_apart() {
     assert_eq!(malformed.code(), Code::InvalidArgument);
     assert_eq!(reason(&malformed).as_deref(), Some("INVALID_FIELD"));
 }
+
+#[tokio::test]
+async fn only_identity_svc_may_erase_a_customer_not_even_an_admin() {
+    let app = spawn_app().await;
+    let mut request = tonic::Request::new(pb::EraseCustomerRequest {
+        user_id: uuid::Uuid::new_v4().to_string(),
+        email: "someone@example.com".into(),
+    });
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {}", app.admin).parse().unwrap());
+    let refused = app.client.clone().erase_customer(request).await.unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+}

@@ -92,3 +92,60 @@ async fn keys_are_listed_in_stable_pages_with_filters() {
     .unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument);
 }
+
+#[tokio::test]
+async fn a_customer_lists_only_their_own_keys_without_supports_notes() {
+    let app = spawn_app().await;
+    let owned = |owner: uuid::Uuid, email: &str| pb::CreateKeyRequest {
+        email: email.into(),
+        owner_user_id: owner.to_string(),
+        key_type: pb::KeyType::Production.into(),
+        customer: Some(pb::CustomerInfo {
+            name: "Ada".into(),
+            company: "Engines".into(),
+            notes: "asked for a discount twice".into(),
+        }),
+        ..Default::default()
+    };
+    let mine = app
+        .client
+        .clone()
+        .create_key(bearer(&app.admin, owned(app.admin_id, "ada@example.com")))
+        .await
+        .unwrap()
+        .into_inner();
+    app.client
+        .clone()
+        .create_key(bearer(&app.admin, owned(uuid::Uuid::new_v4(), "grace@example.com")))
+        .await
+        .unwrap();
+
+    // The admin token's own account owns one key: only it comes back.
+    let listed = app
+        .client
+        .clone()
+        .list_my_keys(bearer(&app.admin, pb::ListMyKeysRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.keys.len(), 1);
+    assert_eq!(listed.keys[0].key, mine.key);
+    assert_eq!(listed.keys[0].customer, None, "support's notes stay with support");
+
+    // Another customer owns none of them; no token, no answer.
+    let other = app
+        .client
+        .clone()
+        .list_my_keys(bearer(&app.user, pb::ListMyKeysRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(other.keys.is_empty());
+    let anonymous = app
+        .client
+        .clone()
+        .list_my_keys(tonic::Request::new(pb::ListMyKeysRequest {}))
+        .await
+        .unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+}

@@ -5,6 +5,7 @@
 
 mod access;
 mod announcements;
+mod cli;
 mod helpers;
 mod history;
 mod lifecycle;

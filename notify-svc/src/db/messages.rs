@@ -6,7 +6,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::{
-    domain::{IdempotencyKey, Message, MessageState, Recipient, Template},
+    domain::{Email, IdempotencyKey, Message, MessageState, Template},
     templates::Rendered,
 };
 
@@ -55,7 +55,7 @@ pub struct NewMessage<'a> {
     pub id: Uuid,
     pub idempotency_key: &'a IdempotencyKey,
     pub template: Template,
-    pub recipient: &'a Recipient,
+    pub recipient: &'a Email,
     pub rendered: &'a Rendered,
     /// The template's variables, kept until delivery so the development
     /// mailbox can show the reactivation link.
@@ -166,7 +166,8 @@ pub async fn lock_next_due(connection: &mut PgConnection, now: DateTime<Utc>) ->
 
 /// Records a successful attempt and erases what the message said: bodies
 /// and variables can hold one-time links and license keys, which must not
-/// outlive their delivery.
+/// outlive their delivery. An erasure's confirmation keeps no address, not
+/// even one a mail server echoed into the last error.
 #[tracing::instrument(skip(connection))]
 pub async fn mark_sent(
     connection: &mut PgConnection,
@@ -177,6 +178,8 @@ pub async fn mark_sent(
     sqlx::query(
         "UPDATE messages SET state = 'sent', attempts = $2, sent_at = $3, updated_at = $3, \
          next_attempt_at = NULL, text_body = NULL, html_body = NULL, variables = NULL, \
+         last_error = CASE WHEN template = 'account_erased' THEN replace(last_error, recipient, '[erased]') \
+           ELSE last_error END, \
          recipient = CASE WHEN template = 'account_erased' THEN '[erased]' ELSE recipient END WHERE id = $1",
     )
     .bind(id)
@@ -221,7 +224,8 @@ pub async fn mark_failed(
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE messages SET state = 'failed', attempts = $2, last_error = $3, updated_at = $4, \
+        "UPDATE messages SET state = 'failed', attempts = $2, updated_at = $4, \
+         last_error = CASE WHEN template = 'account_erased' THEN replace($3, recipient, '[erased]') ELSE $3 END, \
          next_attempt_at = NULL, text_body = NULL, html_body = NULL, variables = NULL, \
          recipient = CASE WHEN template = 'account_erased' THEN '[erased]' ELSE recipient END WHERE id = $1",
     )
@@ -232,4 +236,23 @@ pub async fn mark_failed(
     .execute(connection)
     .await?;
     Ok(())
+}
+
+/// Deletes every message to `recipient` (lower-cased: compared with each
+/// stored address lower-cased, so rows stored with their original case
+/// match too) but the one whose idempotency key is `keep`. Returns how many.
+#[tracing::instrument(skip_all)]
+pub async fn delete_to<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    recipient: &str,
+    keep: &str,
+) -> Result<u64, sqlx::Error> {
+    Ok(
+        sqlx::query("DELETE FROM messages WHERE lower(recipient) = $1 AND idempotency_key <> $2")
+            .bind(recipient)
+            .bind(keep)
+            .execute(executor)
+            .await?
+            .rows_affected(),
+    )
 }

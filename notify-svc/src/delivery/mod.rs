@@ -70,19 +70,31 @@ impl Worker {
     }
 
     async fn lane(self, stop: Shutdown) {
+        // Database failures in a row: the lane backs off while it is down.
+        let mut failures = 0;
         while !stop.is_triggered() {
             // Registered before looking for work, so an enqueue that lands
             // between "nothing due" and the wait below still wakes us.
             let mut woken = pin!(self.wake.notified());
             woken.as_mut().enable();
             match self.deliver_next().await {
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
-                Err(err) => tracing::error!(error = format!("{err:#}"), "delivery attempt could not be recorded"),
+                Ok(Some(_)) => {
+                    failures = 0;
+                    continue;
+                }
+                Ok(None) => failures = 0,
+                Err(err) => {
+                    failures += 1;
+                    tracing::error!(
+                        error = format!("{err:#}"),
+                        failures,
+                        "delivery attempt could not be recorded"
+                    );
+                }
             }
             tokio::select! {
                 () = woken => {}
-                () = tokio::time::sleep(self.poll_interval) => {}
+                () = tokio::time::sleep(platform::health::outage_pause(self.poll_interval, failures)) => {}
                 () = stop.wait() => {}
             }
         }
@@ -110,6 +122,9 @@ impl Worker {
             let number = u32::try_from(attempts).unwrap_or(u32::MAX);
             let (outcome, error, wait) = match sent {
                 Ok(()) => {
+                    // Sent but not yet recorded: a crash here sends it again
+                    // later, under the same Message-ID.
+                    platform::fail_point::fail_point("notify.after_send");
                     db::messages::mark_sent(&mut tx, due.id, attempts, now).await?;
                     (Outcome::Sent, None, None)
                 }
@@ -129,6 +144,15 @@ impl Worker {
             tx.commit().await?;
             // Logged once recorded: a failed commit means the attempt will
             // be made again, and is reported by the caller instead.
+            let counted = match outcome {
+                Outcome::Sent => "sent",
+                Outcome::Retrying => "retry",
+                Outcome::Failed => "failed",
+            };
+            platform::metrics::metrics()
+                .notify_deliveries
+                .get_or_create(&platform::metrics::OutcomeLabels { outcome: counted })
+                .inc();
             match (outcome, error, wait) {
                 (Outcome::Sent, ..) => tracing::info!("message sent"),
                 (Outcome::Failed, error, _) => tracing::error!(error, "message failed for the last time; giving up"),

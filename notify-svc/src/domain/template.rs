@@ -22,6 +22,8 @@ pub enum Template {
     WelcomeBackOffer,
     /// The last message: the account and its data were erased.
     AccountErased,
+    /// A cancelled subscription ends in a few days: reactivate now?
+    SubscriptionEndingSoon,
 }
 
 /// What a variable's value must look like.
@@ -70,7 +72,7 @@ const fn url(name: &'static str) -> Variable {
 pub const MAX_VARIABLE_LENGTH: usize = 2000;
 
 impl Template {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::ReactivationLink,
         Self::AccountReactivated,
         Self::RetentionReminder,
@@ -78,6 +80,7 @@ impl Template {
         Self::SubscriptionReactivated,
         Self::WelcomeBackOffer,
         Self::AccountErased,
+        Self::SubscriptionEndingSoon,
     ];
 
     /// The name stored in the database and used for the template files.
@@ -90,6 +93,7 @@ impl Template {
             Self::SubscriptionReactivated => "subscription_reactivated",
             Self::WelcomeBackOffer => "welcome_back_offer",
             Self::AccountErased => "account_erased",
+            Self::SubscriptionEndingSoon => "subscription_ending_soon",
         }
     }
 
@@ -107,6 +111,7 @@ impl Template {
             Self::LicenseKey => const { &[text("license_key"), text("key_type"), optional_text("expires_at")] },
             Self::SubscriptionReactivated => const { &[text("plan"), text("next_billing_date")] },
             Self::WelcomeBackOffer => const { &[text("monthly_offer"), text("annual_offer"), url("pricing_url")] },
+            Self::SubscriptionEndingSoon => const { &[text("plan"), text("end_date"), url("subscription_url")] },
         }
     }
 }

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    domain::{IdempotencyKey, Message, MessageState, Recipient, Template},
+    domain::{Email, IdempotencyKey, Message, MessageState, Template},
     error::Error,
     messages::{Enqueue, Messages},
 };
@@ -40,6 +40,7 @@ fn template_from_wire(raw: i32) -> Result<Template, Error> {
         Ok(Wire::SubscriptionReactivated) => Ok(Template::SubscriptionReactivated),
         Ok(Wire::WelcomeBackOffer) => Ok(Template::WelcomeBackOffer),
         Ok(Wire::AccountErased) => Ok(Template::AccountErased),
+        Ok(Wire::SubscriptionEndingSoon) => Ok(Template::SubscriptionEndingSoon),
         Err(_) => Err(Error::invalid("template", "unknown template")),
     }
 }
@@ -53,6 +54,7 @@ fn template_to_wire(template: Template) -> pb::Template {
         Template::SubscriptionReactivated => pb::Template::SubscriptionReactivated,
         Template::WelcomeBackOffer => pb::Template::WelcomeBackOffer,
         Template::AccountErased => pb::Template::AccountErased,
+        Template::SubscriptionEndingSoon => pb::Template::SubscriptionEndingSoon,
     }
 }
 
@@ -62,6 +64,17 @@ fn state_to_wire(state: MessageState) -> pb::MessageState {
         MessageState::Sent => pb::MessageState::Sent,
         MessageState::Failed => pb::MessageState::Failed,
     }
+}
+
+/// The mesh's one rule for an address, and one the SMTP client can address
+/// too, so a message that was accepted can always be sent.
+fn recipient_from_wire(raw: &str) -> Result<Email, String> {
+    let email = Email::parse(raw)?;
+    email
+        .as_str()
+        .parse::<lettre::Address>()
+        .map_err(|_| "recipient must be an email address".to_owned())?;
+    Ok(email)
 }
 
 impl TryFrom<pb::EnqueueRequest> for Enqueue {
@@ -76,7 +89,7 @@ impl TryFrom<pb::EnqueueRequest> for Enqueue {
         } = request;
         Ok(Self {
             template: template_from_wire(template)?,
-            recipient: Recipient::parse(&recipient).map_err(|message| Error::invalid("recipient", message))?,
+            recipient: recipient_from_wire(&recipient).map_err(|message| Error::invalid("recipient", message))?,
             idempotency_key: IdempotencyKey::parse(idempotency_key)
                 .map_err(|message| Error::invalid("idempotency_key", message))?,
             variables: variables.into_iter().collect(),
@@ -127,15 +140,7 @@ impl pb::notify_service_server::NotifyService for NotifyService {
         &self,
         request: Request<pb::EraseRecipientRequest>,
     ) -> Result<Response<pb::EraseRecipientResponse>, Status> {
-        let principal = self.authenticator.authenticate_principal(request.metadata()).await?;
-        if !matches!(principal, platform::auth::Principal::Service) {
-            return Err(Error::from(platform::error::Refusal::new(
-                tonic::Code::PermissionDenied,
-                "SERVICE_ONLY",
-                "Only services of the mesh may erase messages",
-            ))
-            .into());
-        }
+        self.authenticator.authenticate_service(request.metadata()).await?;
         let body = request.into_inner();
         let recipient = body.recipient.trim().to_lowercase();
         if recipient.is_empty() {

@@ -99,3 +99,21 @@ async fn services_with_the_internal_token_and_admins_are_served() {
         .await
         .expect("an admin may enqueue");
 }
+
+#[tokio::test]
+async fn only_identity_svc_may_erase_a_recipient_not_even_an_admin() {
+    let app = spawn_app().await;
+    let token = app.token(vec![Role::Admin]);
+    let refused = app
+        .client()
+        .erase_recipient(bearer(
+            &token,
+            pb::EraseRecipientRequest {
+                recipient: "ada@example.com".into(),
+                keep_idempotency_key: String::new(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+}

@@ -59,8 +59,8 @@ async fn the_same_idempotency_key_twice_sends_one_email_and_answers_duplicate_wi
     assert!(second.duplicate);
     assert_eq!(first.message_id, second.message_id);
     app.wait_until_sent(&first.message_id).await;
-    // Give a second message every chance to show up, if one had been stored.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A second message, had one been stored, has had its send too.
+    app.wait_until_nothing_pending().await;
     assert_eq!(app.smtp.messages().len(), 1);
     let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
         .fetch_one(&app.pool)
@@ -84,7 +84,7 @@ async fn concurrent_enqueues_with_one_key_store_one_message() {
     assert_eq!(ids.len(), 1, "{answers:?}");
     assert_eq!(answers.iter().filter(|answer| !answer.duplicate).count(), 1);
     app.wait_until_sent(&answers[0].message_id).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_until_nothing_pending().await;
     assert_eq!(app.smtp.messages().len(), 1);
 }
 
@@ -110,8 +110,9 @@ async fn two_instances_on_one_database_deliver_thirty_messages_exactly_once_each
     }
 
     app.smtp.wait_for(30, Duration::from_secs(20)).await;
-    // Both workers keep polling: a message sent twice would show up now.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Both workers keep polling until nothing is pending: a message sent
+    // twice would have shown up by then.
+    app.wait_until_nothing_pending().await;
     let mail = app.smtp.messages();
     assert_eq!(mail.len(), 30, "each message arrives exactly once");
     let recipients: HashSet<&str> = mail.iter().map(|mail| mail.to[0].as_str()).collect();

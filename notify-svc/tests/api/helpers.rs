@@ -62,7 +62,7 @@ pub struct TestApp {
     pub keys: KeyPair,
     /// Held so the database and key space live as long as the app.
     _database: TestDatabase,
-    _key_space: TestKeySpace,
+    key_space: TestKeySpace,
 }
 
 /// Fast retries, so failure paths take milliseconds.
@@ -111,7 +111,7 @@ pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
         pool,
         keys,
         _database: database,
-        _key_space: key_space,
+        key_space,
     }
 }
 
@@ -129,10 +129,8 @@ impl TestApp {
 
     /// An access token for a fresh account with `roles`.
     pub fn token(&self, roles: Vec<Role>) -> String {
-        TokenSigner::from_pem(&self.keys.private_pem, Duration::from_secs(300))
-            .expect("signer")
-            .sign(uuid::Uuid::new_v4(), roles, 0)
-            .expect("token")
+        let signer = TokenSigner::from_pem(&self.keys.private_pem, Duration::from_secs(300)).expect("signer");
+        platform::testing::access_token(&signer, &self.key_space, uuid::Uuid::new_v4(), roles)
     }
 
     pub async fn enqueue(&self, request: pb::EnqueueRequest) -> Result<pb::EnqueueResponse, tonic::Status> {
@@ -178,6 +176,19 @@ impl TestApp {
             message.state() == pb::MessageState::Sent
         })
         .await
+    }
+
+    /// Waits until no message is pending: every stored message has had its
+    /// last send, so a mail that has not arrived by then never will.
+    pub async fn wait_until_nothing_pending(&self) {
+        platform::testing::eventually("no message is pending", || async {
+            let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM messages WHERE state = 'pending'")
+                .fetch_one(&self.pool)
+                .await
+                .unwrap();
+            pending == 0
+        })
+        .await;
     }
 }
 

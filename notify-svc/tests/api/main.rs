@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod authorization;
+mod cli;
 mod delivery;
 mod enqueue;
 mod helpers;

@@ -121,7 +121,56 @@ async fn a_server_refusing_then_accepting_again_receives_the_message_exactly_onc
     assert!(sent.attempts >= 3, "{sent:?}");
     let mail = app.smtp.wait_for(1, Duration::from_secs(5)).await;
     assert_eq!(mail[0].to, ["ada@example.com"]);
-    // Retries keep running for other messages; none may repeat this one.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Once nothing is pending, no retry can repeat this one.
+    app.wait_until_nothing_pending().await;
     assert_eq!(app.smtp.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn an_erasures_confirmation_keeps_no_address_not_even_in_its_last_error() {
+    // The retry waits long enough for the test to play the echoing server.
+    let app = spawn_app_with(|config| config.backoff_base = Duration::from_secs(2)).await;
+    app.smtp.refuse(true);
+    let recipient = "erased@example.com";
+    let enqueued = app
+        .enqueue(pb::EnqueueRequest {
+            template: pb::Template::AccountErased.into(),
+            recipient: recipient.into(),
+            variables: Default::default(),
+            idempotency_key: "account-erased:echo".into(),
+        })
+        .await
+        .expect("enqueue");
+    app.wait_for_message(&enqueued.message_id, Duration::from_secs(10), |message| {
+        message.attempts >= 1
+    })
+    .await;
+    // A mail server that names the mailbox in its refusal, as many do.
+    let id: uuid::Uuid = enqueued.message_id.parse().unwrap();
+    sqlx::query("UPDATE messages SET last_error = $2 WHERE id = $1")
+        .bind(id)
+        .bind(format!("451 4.2.0 <{recipient}>: mailbox busy"))
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    app.smtp.refuse(false);
+    let sent = app
+        .wait_for_message(&enqueued.message_id, Duration::from_secs(15), |message| {
+            message.state() == pb::MessageState::Sent
+        })
+        .await;
+    assert!(!sent.last_error.contains(recipient), "{}", sent.last_error);
+    assert!(
+        sent.last_error.contains("mailbox busy"),
+        "the gist is kept: {}",
+        sent.last_error
+    );
+    assert_eq!(
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM messages WHERE recipient = $1")
+            .bind(recipient)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap(),
+        0
+    );
 }

@@ -7,7 +7,12 @@
 //! stop: no Docker engine runs on the development machines, so containers
 //! cannot stand in for them here.
 
+pub mod cli;
+mod poll;
+pub mod redis_proxy;
 pub mod smtp;
+
+pub use poll::{eventually, eventually_some};
 
 use std::sync::{Arc, Mutex};
 
@@ -168,6 +173,30 @@ impl SpanExporter for SpanCollector {
     }
 }
 
+/// An access token for `user_id` as identity issues one at login: signed,
+/// and with the account's session floor set to its state version (0), since
+/// verifiers refuse a token whose account has no floor.
+pub fn access_token(
+    signer: &crate::auth::TokenSigner,
+    keys: &TestKeySpace,
+    user_id: uuid::Uuid,
+    roles: Vec<crate::auth::Role>,
+) -> String {
+    let parts = crate::auth::floor_key_parts(user_id);
+    let key = format!("{}{}", keys.prefix, parts.join(":"));
+    let mut connection = redis::Client::open(keys.url.expose().as_str())
+        .and_then(|client| client.get_connection())
+        .expect("connect to Redis");
+    redis::cmd("SET")
+        .arg(&key)
+        .arg(0)
+        .arg("EX")
+        .arg(signer.ttl().as_secs().max(1) * 2)
+        .exec(&mut connection)
+        .expect("set the session floor");
+    signer.sign(user_id, roles, 0).expect("sign an access token")
+}
+
 /// The settings of a service under test: port 0 on loopback, the test's
 /// database and key space, no drain delay.
 pub fn service_config(
@@ -186,6 +215,8 @@ pub fn service_config(
         internal_token: internal.secret().clone(),
         access_token_ttl: std::time::Duration::from_secs(900),
         drain_delay: std::time::Duration::ZERO,
+        store_timeouts: crate::config::StoreTimeouts::default(),
+        call_timeouts: crate::config::CallTimeouts::default(),
     }
 }
 
@@ -209,13 +240,32 @@ pub fn spans() -> SpanCollector {
 ///
 /// Picked at random below the kernel's ephemeral range (32768 and up), so a
 /// port another test process binds with port 0 cannot take it between now
-/// and the server's own bind.
+/// and the server's own bind; a lock file per port keeps the other test
+/// processes from picking it too.
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher as _, Hasher as _};
+    // Held until this process exits: a port picked here stays this
+    // process's even while nothing listens on it (before its server starts,
+    // or while a test has stopped it), and no other test process picks it.
+    static RESERVED: std::sync::Mutex<Vec<std::fs::File>> = std::sync::Mutex::new(Vec::new());
+    let reservations = std::env::temp_dir().join("reactivation-test-ports");
+    std::fs::create_dir_all(&reservations).expect("a folder for port reservations");
     loop {
         let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
         let port = 20_000 + (random % 12_000) as u16;
+        let Ok(reservation) = std::fs::File::create(reservations.join(port.to_string())) else {
+            continue;
+        };
+        // A lock is per opened file, so this process's own earlier
+        // reservation of the same port refuses it too.
+        if reservation.try_lock().is_err() {
+            continue;
+        }
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            RESERVED
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(reservation);
             return port;
         }
     }
