@@ -117,7 +117,14 @@ impl pb::billing_service_server::BillingService for BillingService {
         request: Request<pb::GetSubscriptionRequest>,
     ) -> Result<Response<pb::Subscription>, Status> {
         let caller = self.caller(&request).await?;
-        let subscription = self.billing.subscription(caller.user_id).await?;
+        let user_id = match request.get_ref().user_id.trim() {
+            "" => caller.user_id,
+            other => {
+                caller.require_admin().map_err(Error::from)?;
+                Uuid::parse_str(other).map_err(|_| Error::invalid("user_id", "user_id must be a UUID"))?
+            }
+        };
+        let subscription = self.billing.subscription(user_id).await?;
         Ok(Response::new(subscription_to_wire(subscription, self.billing.now())))
     }
 

@@ -28,6 +28,7 @@ pub const REDIS: &str = "redis";
 
 /// How often the stores are probed.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+#[cfg(feature = "postgres")]
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The longest a background job waits before looking at its store again

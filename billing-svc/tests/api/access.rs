@@ -5,7 +5,7 @@
 use chrono::Duration;
 use proto::billing::v1 as pb;
 
-use crate::helpers::spawn_app;
+use crate::helpers::{bearer, spawn_app};
 
 #[tokio::test]
 async fn paying_failing_recovering_and_expiring_each_owe_one_access_change() {
@@ -166,4 +166,34 @@ async fn a_closed_account_gets_no_access_back_from_billing() {
         app.access_changes().await,
         ["active", "active", "suspended:account_closed"]
     );
+}
+
+#[tokio::test]
+async fn an_admin_reads_a_customers_subscription_and_a_customer_reads_only_their_own() {
+    let app = spawn_app().await;
+    let (customer, _) = app.subscriber().await;
+    let other = app.customer();
+    let asking_for = |token: &str| {
+        bearer(
+            token,
+            pb::GetSubscriptionRequest {
+                user_id: customer.id.to_string(),
+            },
+        )
+    };
+
+    let seen = app.client.clone().get_subscription(asking_for(&app.admin)).await.unwrap().into_inner();
+    assert_eq!(seen.status(), pb::SubscriptionStatus::Active);
+    assert_eq!(seen, app.subscription(&customer).await);
+
+    let refused = app.client.clone().get_subscription(asking_for(&other.token)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied);
+    let malformed = bearer(
+        &app.admin,
+        pb::GetSubscriptionRequest {
+            user_id: "not-a-uuid".into(),
+        },
+    );
+    let refused = app.client.clone().get_subscription(malformed).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
 }

@@ -143,7 +143,7 @@ impl TestApp {
 
     pub async fn subscription(&self, customer: &Customer) -> pb::Subscription {
         self.client()
-            .get_subscription(bearer(&customer.token, pb::GetSubscriptionRequest {}))
+            .get_subscription(bearer(&customer.token, pb::GetSubscriptionRequest::default()))
             .await
             .expect("get subscription")
             .into_inner()

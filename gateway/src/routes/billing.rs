@@ -115,7 +115,7 @@ impl From<pb::Subscription> for SubscriptionView {
         (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn subscription(on: OnBehalf) -> Result<Json<SubscriptionView>, Problem> {
-    let request = on.request(pb::GetSubscriptionRequest {});
+    let request = on.request(pb::GetSubscriptionRequest::default());
     let subscription = on.state.billing.clone().get_subscription(request).await?.into_inner();
     Ok(Json(subscription.into()))
 }

@@ -69,6 +69,12 @@ fn event(
     ))]
 async fn timeline(on: OnBehalf, Path(id): Path<String>) -> Result<Json<Timeline>, Problem> {
     on.caller.require_admin()?;
+    Ok(Json(of_customer(&on, id).await?))
+}
+
+/// The timeline of the customer `id`, asked of every service at once on
+/// an admin's behalf (the caller is known to be one).
+pub async fn of_customer(on: &OnBehalf, id: String) -> Result<Timeline, Problem> {
     let account = identity::ListAccountEventsRequest { user_id: id.clone() };
     let payments = billing::ListCustomerEventsRequest { user_id: id.clone() };
     let keys = license::ListCustomerHistoryRequest { user_id: id.clone() };
@@ -126,11 +132,11 @@ async fn timeline(on: OnBehalf, Path(id): Path<String>) -> Result<Json<Timeline>
     }
     // Stable: events of one service keep their own order at equal times.
     events.sort_by_key(|event| event.occurred_at);
-    Ok(Json(Timeline {
+    Ok(Timeline {
         user_id: id,
         events,
         incomplete,
-    }))
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

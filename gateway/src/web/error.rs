@@ -27,6 +27,22 @@ impl PageError {
         }
     }
 
+    pub fn admins_only() -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            title: "For administrators only",
+            detail: "This page is for the support team. You are signed in with an account that cannot open it.".into(),
+        }
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            title: "Not found",
+            detail: detail.into(),
+        }
+    }
+
     pub fn bad_form() -> Self {
         Self {
             status: StatusCode::BAD_REQUEST,

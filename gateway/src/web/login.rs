@@ -34,6 +34,10 @@ pub async fn home(
     let Some(caller) = caller else {
         return Ok(session::with_cookies(login_form(&state, &csrf, context! {}), cookies));
     };
+    // Staff work in the console; its pages are theirs alone.
+    if caller.is_admin() {
+        return Ok(session::with_cookies(Redirect::to("/admin/keys").into_response(), cookies));
+    }
     let me = state
         .identity
         .clone()

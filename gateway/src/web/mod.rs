@@ -2,7 +2,8 @@
 //! the REST API, so a person can do in a browser everything the API does
 //! for them.
 //!
-//! One module per area (`login`, `reactivation`, `billing`, `account`), each
+//! One module per area (`login`, `reactivation`, `billing`, `account`, and
+//! `admin`, the staff's console), each
 //! with its handlers; templates live in `gateway/templates/` (one base
 //! layout) and are compiled into the binary, as are the stylesheet and the
 //! little script in `gateway/assets/`. Pages are plain HTML forms; the
@@ -16,6 +17,7 @@
 //! lives here. A page never shares a path and method with a JSON route.
 
 pub mod account;
+pub mod admin;
 pub mod billing;
 pub mod error;
 pub mod login;
@@ -84,6 +86,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("success.html", include_str!("../../templates/success.html")),
     ("subscription.html", include_str!("../../templates/subscription.html")),
     ("account.html", include_str!("../../templates/account.html")),
+    ("admin_notice.html", include_str!("../../templates/admin_notice.html")),
+    ("admin_key_actions.html", include_str!("../../templates/admin_key_actions.html")),
+    ("admin_keys.html", include_str!("../../templates/admin_keys.html")),
+    ("admin_key.html", include_str!("../../templates/admin_key.html")),
+    ("admin_users.html", include_str!("../../templates/admin_users.html")),
+    ("admin_user.html", include_str!("../../templates/admin_user.html")),
+    ("admin_metrics.html", include_str!("../../templates/admin_metrics.html")),
+    ("admin_webhooks.html", include_str!("../../templates/admin_webhooks.html")),
 ];
 
 impl Web {
@@ -178,6 +188,7 @@ pub fn router() -> Router<AppState> {
             get(reactivation::new_link_page).post(reactivation::send_link),
         )
         .merge(signed_in)
+        .merge(admin::router())
         .route_layer(middleware::from_fn(page));
     Router::new()
         .route("/assets/style.css", get(stylesheet))

@@ -39,6 +39,9 @@ pub enum Cookie {
     /// The proof an inactive account's password was given in this browser
     /// (the login that showed the reactivation prompt).
     Proof,
+    /// The outcome of the admin's last action, shown once by the page the
+    /// action leads back to.
+    Notice,
 }
 
 impl Cookie {
@@ -48,6 +51,7 @@ impl Cookie {
             Self::Session => "session",
             Self::Csrf => "csrf",
             Self::Proof => "proof",
+            Self::Notice => "notice",
         }
     }
 
@@ -63,7 +67,7 @@ impl Cookie {
 
     fn same_site(self) -> &'static str {
         match self {
-            Self::Csrf => "Strict",
+            Self::Csrf | Self::Notice => "Strict",
             Self::Access | Self::Session | Self::Proof => "Lax",
         }
     }
@@ -262,23 +266,31 @@ pub fn signed_in_cookies(web: &Web, access_token: &str, session_token: &str) -> 
 
 /// Guards the signed-in pages: identifies the browser, or sends it to the
 /// login page with its session cookies cleared.
-pub async fn require_signed_in(Extension(state): Extension<AppState>, mut request: Request, next: Next) -> Response {
+pub async fn require_signed_in(Extension(state): Extension<AppState>, request: Request, next: Next) -> Response {
+    guard(state, request, next, |_| true).await
+}
+
+/// Guards the admin console: as [`require_signed_in`], and a signed-in
+/// customer gets the 403 page, never the page asked for.
+pub async fn require_admin(Extension(state): Extension<AppState>, request: Request, next: Next) -> Response {
+    guard(state, request, next, Caller::is_admin).await
+}
+
+async fn guard(state: AppState, mut request: Request, next: Next, allowed: fn(&Caller) -> bool) -> Response {
     let request_id = super::request_id(request.headers());
     let (caller, cookies) = match identify(&state, &request_id, request.headers()).await {
         Ok(found) => found,
         Err(error) => return error.into_page(&state.web, &request_id),
     };
-    let mut response = match caller {
-        Some(caller) => {
+    let response = match caller {
+        Some(caller) if allowed(&caller) => {
             request.extensions_mut().insert(SignedIn(caller));
             next.run(request).await
         }
+        Some(_) => PageError::admins_only().into_page(&state.web, &request_id),
         None => Redirect::to("/login").into_response(),
     };
-    for cookie in cookies {
-        response.headers_mut().append(header::SET_COOKIE, cookie);
-    }
-    response
+    with_cookies(response, cookies)
 }
 
 /// Attaches `cookies` to `response`.

@@ -137,6 +137,15 @@ impl Browser {
             .unwrap()
     }
 
+    /// The text of every element `css` selects, in page order.
+    pub async fn texts_of_all(&self, css: &str) -> Vec<String> {
+        let mut texts = Vec::new();
+        for element in self.client.find_all(Locator::Css(css)).await.unwrap() {
+            texts.push(element.text().await.unwrap().trim().to_owned());
+        }
+        texts
+    }
+
     /// Clicks the button reading `text` inside the element `css` selects,
     /// and waits for the next page.
     pub async fn click_in(&self, css: &str, text: &str) {

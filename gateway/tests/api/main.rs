@@ -5,6 +5,7 @@
 #![allow(unreachable_pub)]
 
 mod accounts;
+mod admin_console;
 mod authorization;
 mod billing;
 mod browser;
