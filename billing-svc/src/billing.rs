@@ -51,7 +51,12 @@ pub struct Metrics {
     pub returned_monthly: i64,
     pub returned_annual: i64,
     pub offers_used: i64,
+    /// The last [`METRICS_WEEKS`] weeks, oldest first.
+    pub weeks: Vec<db::reports::Week>,
 }
+
+/// How many weeks the metrics look back, week by week.
+pub const METRICS_WEEKS: i64 = 12;
 
 impl Billing {
     pub fn now(&self) -> DateTime<Utc> {
@@ -371,7 +376,9 @@ impl Billing {
     pub async fn metrics(&self) -> Result<Metrics, Error> {
         let (churned, returned, offers_used) = db::reports::churn(&self.pool).await?;
         let (average_days, monthly, annual) = db::reports::returns(&self.pool).await?;
+        let weeks = db::reports::weeks(&self.pool, self.now() - chrono::Duration::weeks(METRICS_WEEKS)).await?;
         Ok(Metrics {
+            weeks,
             churned,
             returned,
             average_days_to_return: average_days.unwrap_or(0.0),

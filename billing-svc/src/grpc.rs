@@ -333,6 +333,19 @@ impl pb::billing_service_server::BillingService for BillingService {
             returned_monthly: metrics.returned_monthly.max(0) as u64,
             returned_annual: metrics.returned_annual.max(0) as u64,
             welcome_back_offers_used: metrics.offers_used.max(0) as u64,
+            weeks: metrics
+                .weeks
+                .into_iter()
+                .map(|week| pb::ReturnsWeek {
+                    week_start: Some(wire::timestamp(week.week_start)),
+                    cancelled: week.cancelled.max(0) as u64,
+                    returned: week.returned.max(0) as u64,
+                    returned_monthly: week.returned_monthly.max(0) as u64,
+                    returned_annual: week.returned_annual.max(0) as u64,
+                    welcome_back_offers_used: week.offers_used.max(0) as u64,
+                    average_days_to_return: week.average_days_to_return.unwrap_or(0.0),
+                })
+                .collect(),
         }))
     }
 }

@@ -386,6 +386,12 @@ impl Accounts {
     pub async fn funnel(&self) -> Result<(i64, i64, i64, i64), Error> {
         Ok(db::events::funnel(&self.pool).await?)
     }
+
+    /// Admin only: the funnel of each of the last `weeks` weeks.
+    pub async fn funnel_weeks(&self, weeks: i64) -> Result<Vec<db::events::FunnelWeek>, Error> {
+        let since = self.clock.now() - chrono::Duration::weeks(weeks);
+        Ok(db::events::funnel_weeks(&self.pool, since).await?)
+    }
 }
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {

@@ -46,3 +46,36 @@ pub async fn returns<'e>(executor: impl PgExecutor<'e>) -> Result<(Option<f64>, 
     .fetch_one(executor)
     .await
 }
+
+/// One week of comings and goings, as read back.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Week {
+    pub week_start: DateTime<Utc>,
+    pub cancelled: i64,
+    pub returned: i64,
+    pub returned_monthly: i64,
+    pub returned_annual: i64,
+    pub offers_used: i64,
+    pub average_days_to_return: Option<f64>,
+}
+
+/// Per week (Monday, UTC) since `since`, oldest first; weeks with nothing
+/// are left out.
+#[tracing::instrument(skip(executor))]
+pub async fn weeks<'e>(executor: impl PgExecutor<'e>, since: DateTime<Utc>) -> Result<Vec<Week>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT date_trunc('week', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS week_start, \
+                count(*) FILTER (WHERE event = 'cancelled') AS cancelled, \
+                count(*) FILTER (WHERE event = 'returned') AS returned, \
+                count(*) FILTER (WHERE event = 'returned' AND details->>'billing_period' = 'monthly') AS returned_monthly, \
+                count(*) FILTER (WHERE event = 'returned' AND details->>'billing_period' = 'annual') AS returned_annual, \
+                count(*) FILTER (WHERE event = 'offer_used') AS offers_used, \
+                avg((details->>'away_secs')::float8) FILTER (WHERE event = 'returned') / 86400 AS average_days_to_return \
+         FROM billing_events \
+         WHERE occurred_at >= $1 AND event IN ('cancelled', 'returned', 'offer_used') \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(since)
+    .fetch_all(executor)
+    .await
+}

@@ -1,7 +1,7 @@
 //! Seed 004: prices, and the welcome-back offer at checkout — to returning
 //! customers only, once.
 
-use chrono::Duration;
+use chrono::{Datelike, Duration};
 use proto::billing::v1 as pb;
 use tonic::Code;
 
@@ -229,6 +229,24 @@ async fn metrics_count_returns_time_away_and_billing_choice() {
     );
     assert_eq!((metrics.returned_monthly, metrics.returned_annual), (0, 1));
     assert_eq!(metrics.welcome_back_offers_used, 1);
+
+    // Week by week: the same events, each in the week (from Monday) it happened.
+    let sum = |field: fn(&pb::ReturnsWeek) -> u64| metrics.weeks.iter().map(field).sum::<u64>();
+    assert_eq!(sum(|week| week.cancelled), 2);
+    assert_eq!((sum(|week| week.returned), sum(|week| week.returned_annual)), (1, 1));
+    assert_eq!(sum(|week| week.welcome_back_offers_used), 1);
+    let starts: Vec<_> = metrics
+        .weeks
+        .iter()
+        .map(|week| platform::wire::from_timestamp(week.week_start.as_ref().unwrap()).unwrap())
+        .collect();
+    assert!(starts.is_sorted() && !starts.is_empty(), "{starts:?}");
+    assert!(
+        starts.iter().all(|start| start.weekday() == chrono::Weekday::Mon && start.time() == chrono::NaiveTime::MIN),
+        "{starts:?}"
+    );
+    let returned_week = metrics.weeks.iter().find(|week| week.returned == 1).unwrap();
+    assert!((returned_week.average_days_to_return - 31.0).abs() < 1e-9);
 
     let customer = app.customer();
     let refused = app

@@ -196,6 +196,14 @@ async fn the_metrics_page_shows_the_funnel_of_one_whole_journey() {
         assert_eq!(count, "1", "{step}");
     }
     browser.wait_for_text("100.0%").await;
+    // Week by week, each step counted once, in the week it happened.
+    for (column, step) in [(2, "requested"), (4, "link opened"), (5, "confirmed"), (6, "paid")] {
+        let counts = browser
+            .texts_of_all(&format!("table.weeks tbody td:nth-child({column})"))
+            .await;
+        let total: u64 = counts.iter().map(|count| count.parse::<u64>().unwrap()).sum();
+        assert_eq!(total, 1, "{step} per week: {counts:?}");
+    }
     browser.screenshot("admin-metrics").await;
 
     browser.click_and_wait("Webhooks").await;

@@ -92,3 +92,36 @@ pub async fn funnel<'e>(executor: impl sqlx::PgExecutor<'e>) -> Result<(i64, i64
     .fetch_one(executor)
     .await
 }
+
+/// The funnel of one week, as read back.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct FunnelWeek {
+    pub week_start: chrono::DateTime<chrono::Utc>,
+    pub requested: i64,
+    pub email_sent: i64,
+    pub link_opened: i64,
+    pub confirmed: i64,
+}
+
+/// The funnel per week (Monday, UTC) since `since`, oldest first; weeks
+/// with nothing are left out.
+#[tracing::instrument(skip(executor))]
+pub async fn funnel_weeks<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<FunnelWeek>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT date_trunc('week', occurred_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS week_start, \
+                count(*) FILTER (WHERE event_type = 'reactivation_requested') AS requested, \
+                count(*) FILTER (WHERE event_type = 'reactivation_requested' AND data->>'sent' = 'true') AS email_sent, \
+                count(*) FILTER (WHERE event_type = 'reactivation_link_opened') AS link_opened, \
+                count(*) FILTER (WHERE event_type = 'reactivated' AND data->>'via' = 'email_link') AS confirmed \
+         FROM account_events \
+         WHERE occurred_at >= $1 \
+           AND event_type IN ('reactivation_requested', 'reactivation_link_opened', 'reactivated') \
+         GROUP BY 1 ORDER BY 1",
+    )
+    .bind(since)
+    .fetch_all(executor)
+    .await
+}

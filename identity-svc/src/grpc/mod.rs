@@ -18,6 +18,9 @@ use crate::{
     web_sessions::WebLogin,
 };
 
+/// How many weeks the reactivation funnel looks back, week by week.
+const FUNNEL_WEEKS: i64 = 12;
+
 #[derive(Clone, Debug)]
 pub struct IdentityService {
     pub(crate) accounts: Accounts,
@@ -275,12 +278,23 @@ impl pb::identity_service_server::IdentityService for IdentityService {
         let caller = self.caller(&request).await?;
         caller.require_admin().map_err(Error::from)?;
         let (requested, email_sent, link_opened, confirmed) = self.accounts.funnel().await?;
+        let weeks = self.accounts.funnel_weeks(FUNNEL_WEEKS).await?;
         let count = |n: i64| n.max(0) as u64;
         Ok(Response::new(pb::ReactivationFunnel {
             requested: count(requested),
             email_sent: count(email_sent),
             link_opened: count(link_opened),
             confirmed: count(confirmed),
+            weeks: weeks
+                .into_iter()
+                .map(|week| pb::FunnelWeek {
+                    week_start: Some(wire::timestamp(week.week_start)),
+                    requested: count(week.requested),
+                    email_sent: count(week.email_sent),
+                    link_opened: count(week.link_opened),
+                    confirmed: count(week.confirmed),
+                })
+                .collect(),
         }))
     }
 

@@ -41,6 +41,80 @@ fn steps(counts: [(&'static str, u64); 5]) -> Vec<Step> {
         .collect()
 }
 
+/// One week of the funnel and of returns, as a row and a group of columns.
+#[derive(Debug, Default, Serialize)]
+struct Week {
+    label: String,
+    /// `Dec 2`, under the week's columns.
+    short: String,
+    requested: u64,
+    email_sent: u64,
+    link_opened: u64,
+    confirmed: u64,
+    paid: u64,
+    cancelled: u64,
+    monthly: u64,
+    annual: u64,
+    offers: u64,
+    average_days: String,
+    /// The columns' heights (requested, confirmed, paid) and left edge.
+    x: u64,
+    heights: [u64; 3],
+}
+
+/// The chart's drawing height for the largest week's count, in SVG units.
+const COLUMN_HEIGHT: u64 = 160;
+
+/// The row of the week starting `at`, new or seen before.
+fn week_at<'w>(weeks: &'w mut std::collections::BTreeMap<i64, Week>, at: Option<&prost_types::Timestamp>) -> &'w mut Week {
+    let start = at.map_or(0, |at| at.seconds);
+    weeks.entry(start).or_insert_with(|| Week {
+        label: super::day(at).unwrap_or_default(),
+        short: at
+            .and_then(platform::wire::from_timestamp)
+            .map(|at| at.format("%b %-d").to_string())
+            .unwrap_or_default(),
+        ..Week::default()
+    })
+}
+
+/// Each week seen by either service, oldest first, with its columns.
+fn weeks(funnel: Vec<identity::FunnelWeek>, money: Vec<billing::ReturnsWeek>) -> Vec<Week> {
+    let mut weeks: std::collections::BTreeMap<i64, Week> = std::collections::BTreeMap::new();
+    for week in funnel {
+        let row = week_at(&mut weeks, week.week_start.as_ref());
+        row.requested = week.requested;
+        row.email_sent = week.email_sent;
+        row.link_opened = week.link_opened;
+        row.confirmed = week.confirmed;
+    }
+    for week in money {
+        let row = week_at(&mut weeks, week.week_start.as_ref());
+        row.paid = week.returned;
+        row.cancelled = week.cancelled;
+        row.monthly = week.returned_monthly;
+        row.annual = week.returned_annual;
+        row.offers = week.welcome_back_offers_used;
+        row.average_days = if week.returned == 0 {
+            String::new()
+        } else {
+            format!("{:.1}", week.average_days_to_return)
+        };
+    }
+    let mut weeks: Vec<Week> = weeks.into_values().collect();
+    let top = weeks
+        .iter()
+        .map(|week| week.requested.max(week.confirmed).max(week.paid))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    for (slot, week) in (0u64..).zip(weeks.iter_mut()) {
+        week.x = 40 + slot * 70;
+        week.heights = [week.requested, week.confirmed, week.paid].map(|count| count * COLUMN_HEIGHT / top);
+    }
+    weeks
+}
+
 /// `GET /admin/metrics`.
 pub async fn page(console: Console) -> Result<Response, PageError> {
     let (mut identity_svc, mut billing_svc) = (console.state.identity.clone(), console.state.billing.clone());
@@ -56,6 +130,7 @@ pub async fn page(console: Console) -> Result<Response, PageError> {
         ("Confirmed", funnel.confirmed),
         ("Paid", money.returned_customers),
     ]);
+    let weeks = weeks(funnel.weeks, money.weeks);
     let returned = money.returned_monthly + money.returned_annual;
     let monthly_share = (money.returned_monthly * 100).checked_div(returned).unwrap_or(0);
     Ok(console.render(
@@ -73,6 +148,8 @@ pub async fn page(console: Console) -> Result<Response, PageError> {
             monthly_share,
             annual_share => if returned == 0 { 0 } else { 100 - monthly_share },
             offers => money.welcome_back_offers_used,
+            weeks,
+            column_height => COLUMN_HEIGHT,
         },
     ))
 }
@@ -88,5 +165,20 @@ mod tests {
         assert_eq!(widths, [BAR_WIDTH, BAR_WIDTH / 2, 4, 0, 0]);
         assert_eq!(drawn[1].percent, 50);
         assert!(steps([("a", 0), ("b", 0), ("c", 0), ("d", 0), ("e", 0)]).iter().all(|step| step.width == 0));
+    }
+
+    #[test]
+    fn the_weeks_of_both_services_line_up_by_their_start() {
+        let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let funnel = vec![
+            identity::FunnelWeek { week_start: at(0), requested: 4, confirmed: 2, ..Default::default() },
+            identity::FunnelWeek { week_start: at(604_800), requested: 1, ..Default::default() },
+        ];
+        let money = vec![billing::ReturnsWeek { week_start: at(604_800), returned: 1, average_days_to_return: 31.5, ..Default::default() }];
+        let drawn = weeks(funnel, money);
+        assert_eq!(drawn.len(), 2);
+        assert_eq!((drawn[1].requested, drawn[1].paid, drawn[1].average_days.as_str()), (1, 1, "31.5"));
+        assert_eq!(drawn[0].heights, [COLUMN_HEIGHT, COLUMN_HEIGHT / 2, 0]);
+        assert!(drawn[0].x < drawn[1].x);
     }
 }
