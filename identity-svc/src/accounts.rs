@@ -1,4 +1,5 @@
-//! The account use cases: register, log in, deactivate, reactivate, erase.
+//! The account use cases: register, log in, deactivate, reactivate, erase,
+//! and support staff's reads (found by email, audit trail), each recorded.
 //!
 //! Each change of state is one transaction that locks the account row,
 //! checks the transition, writes the new state and its audit event, and —
@@ -27,7 +28,10 @@ use uuid::Uuid;
 use crate::{
     config::{LoginConfig, ReactivationConfig},
     db,
-    domain::{Account, AccountEvent, DeactivationReason, Email, EventKind, Password, PasswordHasher, password},
+    domain::{
+        Account, AccountEvent, DeactivationReason, Email, EmailSearch, EventKind, PageToken, Password, PasswordHasher,
+        ReadKind, password,
+    },
     effects,
     error::Error,
     tokens::{self, ReactivationTokens},
@@ -257,8 +261,9 @@ impl Accounts {
 
     /// Erases an account (your own, or any as admin) at once and for good:
     /// here in one transaction — the user row, the personal data of its
-    /// audit trail, links and emails not yet sent — and, through the outbox,
-    /// in billing (and at Stripe), license and notify. An `erased` event
+    /// audit trail, the record of admins' reads of it, links and emails not
+    /// yet sent — and, through the outbox, in billing (and at Stripe),
+    /// license and notify. An `erased` event
     /// without personal data remains, and a last email confirms it. Returns
     /// the erasure's id and time.
     /// `target` defaults to the caller's own account; the gRPC edge has
@@ -289,6 +294,7 @@ impl Accounts {
         // Effects owed to this person but not delivered yet go with them.
         platform::outbox::forget_pending(&mut tx, Some(target), Some(&email)).await?;
         db::events::forget_data_of(&mut tx, target).await?;
+        db::admin_reads::forget_reads_of(&mut tx, target).await?;
         db::users::delete(&mut tx, target).await?;
         let data = json!({ "erasure_id": erasure, "cause": cause,
                            "services": ["identity", "billing", "license", "notify"] });
@@ -357,9 +363,50 @@ impl Accounts {
         Ok(account)
     }
 
-    /// Admin only (checked at the gRPC edge): the audit trail of one account.
-    pub async fn events(&self, target: Uuid) -> Result<Vec<AccountEvent>, Error> {
-        Ok(db::events::list(&mut *self.pool.acquire().await?, target).await?)
+    /// Admin only (checked at the gRPC edge): the audit trail of one account,
+    /// recorded as read by `admin` in the same transaction. The trail of an
+    /// erased account holds no personal data: reading it is not recorded.
+    pub async fn events(&self, admin: &Caller, target: Uuid) -> Result<Vec<AccountEvent>, Error> {
+        let mut tx = self.pool.begin().await?;
+        let exists = db::users::hold(&mut tx, target).await?;
+        let events = db::events::list(&mut tx, target).await?;
+        if exists {
+            db::admin_reads::record(&mut tx, admin.user_id, &[target], ReadKind::Timeline, self.clock.now()).await?;
+        }
+        tx.commit().await?;
+        Ok(events)
+    }
+
+    /// Admin only (checked at the gRPC edge): one page of the accounts
+    /// matching `search`, in email order, after `after`'s email; and the
+    /// token of the next page, if there is one. Every account returned is
+    /// recorded as read by `admin` in the same transaction.
+    pub async fn find(
+        &self,
+        admin: &Caller,
+        search: &EmailSearch,
+        page_size: u32,
+        after: Option<&PageToken>,
+    ) -> Result<(Vec<Account>, Option<PageToken>), Error> {
+        let mut tx = self.pool.begin().await?;
+        // One more than a page: its presence says whether a next page exists.
+        let mut accounts = db::users::find_by_email_start(
+            &mut tx,
+            search,
+            after.map(PageToken::last_email),
+            i64::from(page_size) + 1,
+        )
+        .await?;
+        let next = if accounts.len() > page_size as usize {
+            accounts.truncate(page_size as usize);
+            accounts.last().map(|account| PageToken::after(&account.email))
+        } else {
+            None
+        };
+        let read: Vec<Uuid> = accounts.iter().map(|account| account.id).collect();
+        db::admin_reads::record(&mut tx, admin.user_id, &read, ReadKind::Account, self.clock.now()).await?;
+        tx.commit().await?;
+        Ok((accounts, next))
     }
 
     /// A reactivation link's page was opened: recorded the first time, for

@@ -1,7 +1,8 @@
 //! identity-svc: accounts of the reactivation mesh.
 //!
 //! It owns users and their credentials (argon2id), the `is_active` flag and
-//! its history (`account_events`), and signs the access tokens every other
+//! its history (`account_events`), the record of what support staff read of
+//! each account (`admin_reads`), and signs the access tokens every other
 //! service verifies. It stands on the mesh's skeleton
 //! ([`platform::service`]): [`IdentitySvc`] adds its use cases, creates the
 //! bootstrap admin, and runs the outbox relay (which also answers

@@ -1,9 +1,10 @@
 //! license-svc: license keys of the reactivation mesh.
 //!
 //! It owns keys (`SK-XXXX-XXXX-XXXX-XXXX`), their lifecycle — create,
-//! extend, close a deal, disable, reactivate — and their history, answers
-//! the public "is this key valid?" that products call, and lets billing
-//! suspend or restore a customer's keys. Emailing a key goes to notify-svc
+//! extend, close a deal, disable, reactivate — their history and the record
+//! of which admin read which key (`admin_reads`), answers the public "is
+//! this key valid?" that products call, and lets billing suspend or restore
+//! a customer's keys. Emailing a key goes to notify-svc
 //! through the outbox. It stands on the mesh's skeleton
 //! ([`platform::service`]); Redis also carries the announcements of changed
 //! keys to the gateways' validation caches.

@@ -24,7 +24,7 @@ pub use crate::db::{
 };
 use crate::{
     db::{self, keys::Cursor},
-    domain::{Access, Action, Customer, Email, KeyStatus, KeyType, License, LicenseKey},
+    domain::{Access, Action, Customer, Email, KeyStatus, KeyType, License, LicenseKey, ReadKind},
     error::Error,
 };
 
@@ -177,13 +177,15 @@ impl Licenses {
     }
 
     /// Forgets a customer: every key owned by `user_id` or issued to `email`,
-    /// its history, their access record and key emails not yet handed to
-    /// notify-svc. Returns how many keys.
+    /// its history and the record of admins' reads of it, their access
+    /// record and key emails not yet handed to notify-svc. Returns how many
+    /// keys.
     #[tracing::instrument(skip_all)]
     pub async fn erase_customer(&self, user_id: Option<Uuid>, email: Option<Email>) -> Result<u64, Error> {
         let mut tx = self.pool.begin().await?;
         let keys = db::keys::lock_keys_of(&mut tx, user_id, email.as_ref()).await?;
         db::history::delete_of_keys(&mut tx, &keys).await?;
+        db::admin_reads::forget_reads_of(&mut tx, &keys, user_id).await?;
         db::keys::delete(&mut tx, &keys).await?;
         let customers: Vec<CustomerRef> = user_id
             .map(CustomerRef::UserId)
@@ -213,11 +215,15 @@ impl Licenses {
         Ok(())
     }
 
-    pub async fn get(&self, key: &str) -> Result<License, Error> {
+    /// Admin only (checked at the gRPC edge): one key, recorded as read by
+    /// `admin` in the same transaction.
+    pub async fn get(&self, key: &str, admin: Uuid) -> Result<License, Error> {
         let key = parse_key(key)?;
-        db::keys::find(&mut *self.pool.acquire().await?, &key)
-            .await?
-            .ok_or(Error::KeyNotFound)
+        let mut tx = self.pool.begin().await?;
+        let license = db::keys::hold(&mut tx, &key).await?.ok_or(Error::KeyNotFound)?;
+        db::admin_reads::record(&mut tx, admin, &license, ReadKind::Key, self.now()).await?;
+        tx.commit().await?;
+        Ok(license)
     }
 
     pub async fn list(&self, filter: Filter, page_size: Option<u32>, page_token: Option<&str>) -> Result<Page, Error> {
@@ -381,13 +387,16 @@ impl Licenses {
         Ok(db::history::list_of_owner(&mut connection, owner).await?)
     }
 
-    pub async fn history(&self, key: &str) -> Result<Vec<Entry>, Error> {
+    /// Admin only (checked at the gRPC edge): one key's history, oldest
+    /// first, recorded as read by `admin` in the same transaction.
+    pub async fn history(&self, key: &str, admin: Uuid) -> Result<Vec<Entry>, Error> {
         let key = parse_key(key)?;
-        let mut connection = self.pool.acquire().await?;
-        if db::keys::find(&mut connection, &key).await?.is_none() {
-            return Err(Error::KeyNotFound);
-        }
-        Ok(db::history::list(&mut connection, &key).await?)
+        let mut tx = self.pool.begin().await?;
+        let license = db::keys::hold(&mut tx, &key).await?.ok_or(Error::KeyNotFound)?;
+        let entries = db::history::list(&mut tx, &key).await?;
+        db::admin_reads::record(&mut tx, admin, &license, ReadKind::KeyHistory, self.now()).await?;
+        tx.commit().await?;
+        Ok(entries)
     }
 
     /// The hot path: one primary-key read, no transaction, no lock.

@@ -5,13 +5,13 @@
 use axum::{Json, extract::Path};
 use proto::identity::v1 as pb;
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{AccountChanged, User};
 use crate::{
     AppState,
-    extract::{OnBehalf, OptionalBody},
+    extract::{OnBehalf, OptionalBody, QueryParams},
     problem::Problem,
 };
 
@@ -19,6 +19,54 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(reactivate_user))
         .routes(routes!(account_events))
+        .routes(routes!(find_users))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserSearch {
+    /// The whole address, or its beginning with `prefix=true`; compared
+    /// case-insensitively, every character literally. Required, at most 254
+    /// characters.
+    pub email: Option<String>,
+    /// `true`: every account whose email starts with `email`. Default `false`.
+    pub prefix: Option<bool>,
+    /// Default 50, at most 200.
+    pub page_size: Option<u32>,
+    /// `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}
+
+/// A page of accounts, in email order.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    /// Null on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// Find accounts by email, exactly or by prefix, a page at a time (admin).
+/// Every account returned is recorded as read by the admin.
+#[utoipa::path(get, path = "/api/admin/users", tag = "admin", security(("bearer" = [])), params(UserSearch),
+    responses(
+        (status = 200, description = "A page of accounts", body = UserPage),
+        (status = 400, description = "No email, one too long, or a malformed page token or query", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn find_users(on: OnBehalf, QueryParams(search): QueryParams<UserSearch>) -> Result<Json<UserPage>, Problem> {
+    on.caller.require_admin()?;
+    let request = on.request(pb::FindUsersRequest {
+        email: search.email.unwrap_or_default(),
+        prefix: search.prefix.unwrap_or_default(),
+        page_size: search.page_size.unwrap_or_default(),
+        page_token: search.page_token.unwrap_or_default(),
+    });
+    let page = on.state.identity.clone().find_users(request).await?.into_inner();
+    Ok(Json(UserPage {
+        users: page.users.into_iter().map(User::from).collect(),
+        next_page_token: Some(page.next_page_token).filter(|token| !token.is_empty()),
+    }))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]

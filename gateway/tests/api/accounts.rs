@@ -147,6 +147,83 @@ async fn a_non_admin_gets_403_on_admin_routes() {
 }
 
 #[tokio::test]
+async fn an_admin_finds_accounts_by_email_a_page_at_a_time() {
+    let mesh = spawn_mesh().await;
+    let ada = mesh.register("ada@example.com").await;
+    mesh.register("adam@example.com").await;
+    mesh.register("bob@example.com").await;
+    let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+
+    let response = mesh
+        .get("/api/admin/users?email=ADA&prefix=true&page_size=1", Some(&admin))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let page: Value = response.json().await.unwrap();
+    let users = page["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["id"], ada["id"]);
+    assert_eq!(users[0]["email"], "ada@example.com");
+    assert_eq!(users[0]["role"], "user");
+    assert_eq!(users[0]["is_active"], true);
+    let token = page["next_page_token"].as_str().expect("a next page");
+
+    let page: Value = mesh
+        .get(
+            &format!("/api/admin/users?email=ada&prefix=true&page_size=1&page_token={token}"),
+            Some(&admin),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["users"][0]["email"], "adam@example.com");
+    assert!(page["next_page_token"].is_null(), "the last page");
+
+    let page: Value = mesh
+        .get("/api/admin/users?email=Bob@Example.com", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let emails: Vec<&str> = page["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|user| user["email"].as_str().unwrap())
+        .collect();
+    assert_eq!(emails, ["bob@example.com"]);
+
+    let refused = problem(
+        mesh.get("/api/admin/users", Some(&admin)).await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(refused["reason"], "INVALID_FIELD");
+}
+
+#[tokio::test]
+async fn a_plain_user_cannot_find_accounts() {
+    let mesh = spawn_mesh().await;
+    mesh.register("ada@example.com").await;
+    mesh.register("bob@example.com").await;
+    let bob = mesh.token("bob@example.com", PASSWORD).await;
+
+    let refused = problem(
+        mesh.get("/api/admin/users?email=ada&prefix=true", Some(&bob)).await,
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert_eq!(refused["reason"], "ADMIN_REQUIRED");
+    assert!(refused.get("users").is_none());
+    let refused = problem(
+        mesh.get("/api/admin/users?email=ada", None).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(refused["reason"], "TOKEN_INVALID");
+}
+
+#[tokio::test]
 async fn a_duplicate_email_is_409() {
     let mesh = spawn_mesh().await;
     mesh.register("ada@example.com").await;

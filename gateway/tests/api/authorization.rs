@@ -142,6 +142,7 @@ const ROUTES: &[Route] = &[
     // role check.
     route("POST", "/admin/users/{id}/reactivate", Admin, [401, 403, 403, 400]),
     route("GET", "/admin/users/{id}/events", Admin, [401, 403, 403, 200]),
+    route("GET", "/api/admin/users", Admin, [401, 403, 403, 200]).query("?email=a&prefix=true"),
     route("GET", "/api/admin/users/{id}/timeline", Admin, [401, 403, 403, 200]),
     route("GET", "/api/admin/metrics/funnel", Admin, [401, 403, 403, 200]),
     route("GET", "/api/admin/metrics/reactivation", Admin, [401, 403, 403, 200]),

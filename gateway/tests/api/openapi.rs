@@ -36,6 +36,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/create-checkout-session"),
     ("post", "/api/stripe/webhook"),
     ("get", "/api/admin/metrics/reactivation"),
+    ("get", "/api/admin/users"),
     ("get", "/api/admin/users/{id}/timeline"),
     ("get", "/api/admin/metrics/funnel"),
     ("get", "/api/admin/webhooks/failed"),

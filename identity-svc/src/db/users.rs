@@ -5,7 +5,7 @@ use platform::auth::Role;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{Account, DeactivationReason, Email};
+use crate::domain::{Account, DeactivationReason, Email, EmailSearch};
 
 const COLUMNS: &str = "id, email, password_hash, role, is_active, created_at, deactivated_at, \
      deactivation_reason, reactivated_at, reactivation_count, last_cancellation_reason, state_version";
@@ -95,6 +95,59 @@ pub async fn find(connection: &mut PgConnection, id: Uuid) -> Result<Option<Acco
         .fetch_optional(connection)
         .await
         .map(|row| row.map(Account::from))
+}
+
+/// Up to `limit` accounts matching `search`, in email order (bytes), after
+/// the email `after` when given. Erased accounts have no row, so are never
+/// found.
+///
+/// One range of `users_by_email_bytes`: from the text to the text itself
+/// (exact) or to the text followed by the highest code point (prefix: no
+/// email has it; `starts_with` keeps the answer exact regardless). The text
+/// is compared as it is, so `%`, `_` and `\` are literal.
+///
+/// The accounts found are kept from being erased until the transaction
+/// ends (see [`hold`]).
+#[tracing::instrument(skip_all, fields(prefix = search.is_prefix(), limit = limit))]
+pub async fn find_by_email_start(
+    connection: &mut PgConnection,
+    search: &EmailSearch,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Account>, sqlx::Error> {
+    let text = search.text();
+    let last = if search.is_prefix() {
+        format!("{text}\u{10FFFF}")
+    } else {
+        text.to_owned()
+    };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM users \
+         WHERE email COLLATE \"C\" >= $1 AND email COLLATE \"C\" <= $2 AND starts_with(email, $1) \
+           AND email COLLATE \"C\" > $3 \
+         ORDER BY email COLLATE \"C\" LIMIT $4 FOR KEY SHARE"
+    );
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+        .bind(text)
+        .bind(last)
+        // Every email sorts after the empty text.
+        .bind(after.unwrap_or_default())
+        .bind(limit)
+        .fetch_all(connection)
+        .await
+        .map(|rows| rows.into_iter().map(Account::from).collect())
+}
+
+/// Whether the account exists, kept from being erased until the transaction
+/// ends: a read recorded in the same transaction is never left behind by an
+/// erasure that ran meanwhile, which waits for it or is waited for.
+#[tracing::instrument(skip(connection))]
+pub async fn hold(connection: &mut PgConnection, id: Uuid) -> Result<bool, sqlx::Error> {
+    let held: Option<i32> = sqlx::query_scalar("SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE")
+        .bind(id)
+        .fetch_optional(connection)
+        .await?;
+    Ok(held.is_some())
 }
 
 /// The account, locked until the transaction ends, so two changes of state

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::{
     accounts::{Accounts, Session},
-    domain::{Account, AccountEvent, DeactivationReason},
+    domain::{Account, AccountEvent, DeactivationReason, EmailSearch, PageToken, lookup},
     error::Error,
     web_sessions::WebLogin,
 };
@@ -257,9 +257,37 @@ impl pb::identity_service_server::IdentityService for IdentityService {
         let caller = self.caller(&request).await?;
         let target = parse_user_id(&request.get_ref().user_id)?;
         caller.require_admin().map_err(Error::from)?;
-        let events = self.accounts.events(target).await?;
+        let events = self.accounts.events(&caller, target).await?;
         Ok(Response::new(pb::ListAccountEventsResponse {
             events: events.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn find_users(
+        &self,
+        request: Request<pb::FindUsersRequest>,
+    ) -> Result<Response<pb::FindUsersResponse>, Status> {
+        let caller = self.caller(&request).await?;
+        caller.require_admin().map_err(Error::from)?;
+        let pb::FindUsersRequest {
+            email,
+            prefix,
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let search = EmailSearch::parse(&email, prefix).map_err(|message| Error::invalid("email", message))?;
+        let after = match page_token.trim() {
+            "" => None,
+            token => Some(PageToken::decode(token).map_err(|message| Error::invalid("page_token", message))?),
+        };
+        let (accounts, next) = self
+            .accounts
+            .find(&caller, &search, lookup::page_size(page_size), after.as_ref())
+            .await?;
+        Ok(Response::new(pb::FindUsersResponse {
+            users: accounts.into_iter().map(Into::into).collect(),
+            next_page_token: next.map(|token| token.encode()).unwrap_or_default(),
         }))
     }
 

@@ -7,6 +7,7 @@ mod abuse;
 mod accounts;
 mod cli;
 mod customer_email;
+mod find_users;
 mod helpers;
 mod reactivation;
 mod redis_tls;

@@ -120,6 +120,20 @@ pub async fn lock(connection: &mut PgConnection, key: &LicenseKey) -> Result<Opt
         .transpose()
 }
 
+/// One key, kept from being erased (or changed) until the transaction
+/// ends: a read recorded in the same transaction is never left behind by an
+/// erasure that ran meanwhile, which waits for it or is waited for.
+#[tracing::instrument(skip(connection))]
+pub async fn hold(connection: &mut PgConnection, key: &LicenseKey) -> Result<Option<License>, sqlx::Error> {
+    let statement = format!("SELECT {COLUMNS} FROM license_keys WHERE key = $1 FOR KEY SHARE");
+    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
+        .bind(key.as_str())
+        .fetch_optional(connection)
+        .await?
+        .map(License::try_from)
+        .transpose()
+}
+
 /// Which customer: their account, or their email.
 #[derive(Debug, Clone)]
 pub enum CustomerRef {

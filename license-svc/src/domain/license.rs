@@ -150,6 +150,24 @@ impl Action {
     }
 }
 
+/// What of a key's details an admin read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadKind {
+    /// The key itself: its customer, owner, features.
+    Key,
+    /// Its history.
+    KeyHistory,
+}
+
+impl ReadKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Key => "key",
+            Self::KeyHistory => "key_history",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct License {
     pub key: LicenseKey,

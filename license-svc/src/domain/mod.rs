@@ -3,6 +3,8 @@
 
 pub mod license;
 
-pub use license::{Access, Action, Customer, DisabledReason, KeyStatus, KeyType, License, REACTIVATED_TRIAL_DAYS};
+pub use license::{
+    Access, Action, Customer, DisabledReason, KeyStatus, KeyType, License, REACTIVATED_TRIAL_DAYS, ReadKind,
+};
 pub use platform::email::Email;
 pub use platform::license_key::LicenseKey;

@@ -4,6 +4,7 @@
 #![allow(unreachable_pub)]
 
 mod access;
+mod admin_reads;
 mod announcements;
 mod cli;
 mod helpers;
