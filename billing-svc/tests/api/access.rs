@@ -182,11 +182,22 @@ async fn an_admin_reads_a_customers_subscription_and_a_customer_reads_only_their
         )
     };
 
-    let seen = app.client.clone().get_subscription(asking_for(&app.admin)).await.unwrap().into_inner();
+    let seen = app
+        .client
+        .clone()
+        .get_subscription(asking_for(&app.admin))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(seen.status(), pb::SubscriptionStatus::Active);
     assert_eq!(seen, app.subscription(&customer).await);
 
-    let refused = app.client.clone().get_subscription(asking_for(&other.token)).await.unwrap_err();
+    let refused = app
+        .client
+        .clone()
+        .get_subscription(asking_for(&other.token))
+        .await
+        .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied);
     let malformed = bearer(
         &app.admin,

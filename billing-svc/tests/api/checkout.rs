@@ -242,7 +242,9 @@ async fn metrics_count_returns_time_away_and_billing_choice() {
         .collect();
     assert!(starts.is_sorted() && !starts.is_empty(), "{starts:?}");
     assert!(
-        starts.iter().all(|start| start.weekday() == chrono::Weekday::Mon && start.time() == chrono::NaiveTime::MIN),
+        starts
+            .iter()
+            .all(|start| start.weekday() == chrono::Weekday::Mon && start.time() == chrono::NaiveTime::MIN),
         "{starts:?}"
     );
     let returned_week = metrics.weeks.iter().find(|week| week.returned == 1).unwrap();

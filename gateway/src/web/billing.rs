@@ -23,7 +23,9 @@ pub async fn current_subscription(
     caller: &Caller,
     request_id: &str,
 ) -> Result<pb::Subscription, PageError> {
-    let request = state.calls.on_behalf(caller, request_id, pb::GetSubscriptionRequest::default());
+    let request = state
+        .calls
+        .on_behalf(caller, request_id, pb::GetSubscriptionRequest::default());
     Ok(state.billing.clone().get_subscription(request).await?.into_inner())
 }
 

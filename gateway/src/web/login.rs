@@ -36,7 +36,10 @@ pub async fn home(
     };
     // Staff work in the console; its pages are theirs alone.
     if caller.is_admin() {
-        return Ok(session::with_cookies(Redirect::to("/admin/keys").into_response(), cookies));
+        return Ok(session::with_cookies(
+            Redirect::to("/admin/keys").into_response(),
+            cookies,
+        ));
     }
     let me = state
         .identity

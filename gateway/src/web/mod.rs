@@ -87,13 +87,19 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("subscription.html", include_str!("../../templates/subscription.html")),
     ("account.html", include_str!("../../templates/account.html")),
     ("admin_notice.html", include_str!("../../templates/admin_notice.html")),
-    ("admin_key_actions.html", include_str!("../../templates/admin_key_actions.html")),
+    (
+        "admin_key_actions.html",
+        include_str!("../../templates/admin_key_actions.html"),
+    ),
     ("admin_keys.html", include_str!("../../templates/admin_keys.html")),
     ("admin_key.html", include_str!("../../templates/admin_key.html")),
     ("admin_users.html", include_str!("../../templates/admin_users.html")),
     ("admin_user.html", include_str!("../../templates/admin_user.html")),
     ("admin_metrics.html", include_str!("../../templates/admin_metrics.html")),
-    ("admin_webhooks.html", include_str!("../../templates/admin_webhooks.html")),
+    (
+        "admin_webhooks.html",
+        include_str!("../../templates/admin_webhooks.html"),
+    ),
 ];
 
 impl Web {
@@ -226,7 +232,9 @@ mod tests {
         let web = Web::new(true, Duration::from_secs(900));
         for (name, _) in TEMPLATES {
             let subscription = context! { status => "active", status_label => "Active", can_cancel => true };
-            let body = context! { csrf => "c", title => "<b>t</b>", detail => "d", subscription, account => context! { email => "e" } };
+            let key = context! { key => "SK-A", href => "/admin/keys/SK-A", in_use => true, can_close => true };
+            let body = context! { csrf => "c", title => "<b>t</b>", detail => "d", subscription, key, account => context! { email => "e" },
+            filter => context! { email => "" }, search => context! { email => "" }, customer => context! { name => "n" }, features => context! { beta => true }, weeks => Vec::<i32>::new() };
             let response = web.render(name, body);
             assert_eq!(response.status(), StatusCode::OK, "{name}");
         }

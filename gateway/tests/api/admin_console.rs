@@ -60,7 +60,10 @@ async fn an_admin_runs_a_trial_key_through_its_lifecycle_in_the_console() {
         .expect("the notice names the key")
         .to_owned();
     assert_eq!(row_cell(&browser, &key, ".badge").await, "Active");
-    assert_eq!(row_buttons(&browser, &key).await, ["Edit", "+Days", "Close", "Email", "Disable"]);
+    assert_eq!(
+        row_buttons(&browser, &key).await,
+        ["Edit", "+Days", "Close", "Email", "Disable"]
+    );
     browser.screenshot("admin-keys").await;
 
     browser.click_in(&format!("tr[data-key='{key}']"), "Disable").await;
@@ -114,7 +117,10 @@ async fn a_refused_key_action_says_why_on_the_page() {
     assert_eq!(disabled.status(), StatusCode::OK);
     browser.click_in(".card-head", "Disable").await;
     let notice = browser.text_of("#notice.error").await;
-    assert!(notice.to_lowercase().contains("disabled"), "the refusal says why: {notice}");
+    assert!(
+        notice.to_lowercase().contains("disabled"),
+        "the refusal says why: {notice}"
+    );
     browser.close().await;
 }
 
@@ -143,7 +149,10 @@ async fn an_admin_finds_a_customer_by_email_and_sees_keys_subscription_and_timel
     assert!(browser.text_of("#subscription + dl").await.contains("Builder, monthly"));
     let timeline = browser.text_of("table.timeline").await.to_lowercase();
     for (service, event) in [("identity", "registered"), ("license", "created")] {
-        assert!(timeline.contains(service) && timeline.contains(event), "{service} {event} in {timeline}");
+        assert!(
+            timeline.contains(service) && timeline.contains(event),
+            "{service} {event} in {timeline}"
+        );
     }
     let traces = browser.texts_of_all("table.timeline code.trace").await;
     assert!(
@@ -202,7 +211,7 @@ async fn the_metrics_page_shows_the_funnel_of_one_whole_journey() {
             .texts_of_all(&format!("table.weeks tbody td:nth-child({column})"))
             .await;
         let total: u64 = counts.iter().map(|count| count.parse::<u64>().unwrap()).sum();
-        assert_eq!(total, 1, "{step} per week: {counts:?}");
+        assert_eq!(total, 1, "{step} per week: {counts:?}\n{}", browser.text().await);
     }
     browser.screenshot("admin-metrics").await;
 
@@ -255,9 +264,9 @@ async fn a_customer_gets_no_admin_data_and_no_admin_action() {
         format!("/admin/keys/{key}/extend"),
         format!("/admin/keys/{key}/close"),
         format!("/admin/keys/{key}/email"),
-        "/admin/users/victim%40example.com/deactivate".to_owned(),
-        "/admin/users/victim%40example.com/reactivate".to_owned(),
-        "/admin/users/victim%40example.com/erase".to_owned(),
+        "/admin/users/victim%40example.com/account/deactivate".to_owned(),
+        "/admin/users/victim%40example.com/account/reactivate".to_owned(),
+        "/admin/users/victim%40example.com/account/erase".to_owned(),
         "/admin/webhooks/replay".to_owned(),
     ];
     let before = mesh.key(key).await;
@@ -276,13 +285,18 @@ async fn a_customer_gets_no_admin_data_and_no_admin_action() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{action}");
+        let status = response.status();
         let body = response.text().await.unwrap();
+        assert_eq!(status, StatusCode::FORBIDDEN, "{action}: {body}");
         assert!(body.contains("For administrators only"), "{action}: {body}");
     }
     assert_eq!(mesh.key(key).await, before, "the victim's key is unchanged");
     let victim_login = mesh.login("victim@example.com", PASSWORD).await;
-    assert_eq!(victim_login.status(), StatusCode::OK, "the victim's account is untouched");
+    assert_eq!(
+        victim_login.status(),
+        StatusCode::OK,
+        "the victim's account is untouched"
+    );
     let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let keys = mesh.get("/api/keys?email=intruder%40example.com", Some(&admin)).await;
     let keys: serde_json::Value = keys.json().await.unwrap();

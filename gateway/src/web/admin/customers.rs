@@ -64,7 +64,11 @@ impl From<&identity::User> for AccountRow {
             email: user.email.clone(),
             href: format!("/admin/users/{}", path_segment(&user.email)),
             active: user.is_active,
-            role: if user.role() == identity::Role::Admin { "Admin" } else { "Customer" },
+            role: if user.role() == identity::Role::Admin {
+                "Admin"
+            } else {
+                "Customer"
+            },
             created: day(user.created_at.as_ref()),
             reactivations: user.reactivation_count,
         }
@@ -83,7 +87,13 @@ pub async fn search(console: Console, Query(search): Query<Search>) -> Result<Re
             page_size: PAGE_SIZE,
             page_token: search.page.clone(),
         };
-        match console.state.identity.clone().find_users(console.request(request)).await {
+        match console
+            .state
+            .identity
+            .clone()
+            .find_users(console.request(request))
+            .await
+        {
             Ok(found) => {
                 let found = found.into_inner();
                 let next = (!found.next_page_token.is_empty()).then(|| search.url(&found.next_page_token));
@@ -110,7 +120,12 @@ async fn account(console: &Console, email: &str) -> Result<identity::User, PageE
         page_size: 1,
         page_token: String::new(),
     };
-    let found = console.state.identity.clone().find_users(console.request(request)).await;
+    let found = console
+        .state
+        .identity
+        .clone()
+        .find_users(console.request(request))
+        .await;
     match found {
         Ok(found) => found.into_inner().users.into_iter().next(),
         Err(status) if status.code() == tonic::Code::InvalidArgument => None,
@@ -254,7 +269,8 @@ pub struct AccountAction {
     confirmation: String,
 }
 
-/// An action on the account: `reactivate`, `deactivate` or `erase`.
+/// An action on the account: `reactivate`, `deactivate` or `erase`
+/// (under `account/`: `POST /admin/users/{id}/reactivate` is the JSON API's).
 pub async fn act(
     console: Console,
     Path((email, action)): Path<(String, String)>,
@@ -290,7 +306,9 @@ pub async fn act(
         "erase" if form.confirmation.trim() != ERASE_CONFIRMATION => {
             return Ok(console.back(
                 &here,
-                Err(PageError::not_found("Type DELETE in capital letters to confirm the erasure.")),
+                Err(PageError::not_found(
+                    "Type DELETE in capital letters to confirm the erasure.",
+                )),
             ));
         }
         "erase" => {

@@ -354,7 +354,9 @@ pub async fn act(
             .email_key(console.request(pb::EmailKeyRequest { key: key.clone() }))
             .await
             .map(|_| format!("Key {key} emailed to its customer.")),
-        _ => return PageError::not_found("There is no such action.").into_page(&console.state.web, &console.request_id),
+        _ => {
+            return PageError::not_found("There is no such action.").into_page(&console.state.web, &console.request_id);
+        }
     };
     // Whatever the answer: a call that failed on the way back may have committed.
     console.state.forget_validation(&key);

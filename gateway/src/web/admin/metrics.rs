@@ -35,7 +35,11 @@ fn steps(counts: [(&'static str, u64); 5]) -> Vec<Step> {
             count,
             percent: count * 100 / top,
             // A step with any count stays visible.
-            width: if count == 0 { 0 } else { (count * BAR_WIDTH / top).max(4) },
+            width: if count == 0 {
+                0
+            } else {
+                (count * BAR_WIDTH / top).max(4)
+            },
             y: row * 44,
         })
         .collect()
@@ -66,7 +70,10 @@ struct Week {
 const COLUMN_HEIGHT: u64 = 160;
 
 /// The row of the week starting `at`, new or seen before.
-fn week_at<'w>(weeks: &'w mut std::collections::BTreeMap<i64, Week>, at: Option<&prost_types::Timestamp>) -> &'w mut Week {
+fn week_at<'w>(
+    weeks: &'w mut std::collections::BTreeMap<i64, Week>,
+    at: Option<&prost_types::Timestamp>,
+) -> &'w mut Week {
     let start = at.map_or(0, |at| at.seconds);
     weeks.entry(start).or_insert_with(|| Week {
         label: super::day(at).unwrap_or_default(),
@@ -164,20 +171,41 @@ mod tests {
         let widths: Vec<u64> = drawn.iter().map(|step| step.width).collect();
         assert_eq!(widths, [BAR_WIDTH, BAR_WIDTH / 2, 4, 0, 0]);
         assert_eq!(drawn[1].percent, 50);
-        assert!(steps([("a", 0), ("b", 0), ("c", 0), ("d", 0), ("e", 0)]).iter().all(|step| step.width == 0));
+        assert!(
+            steps([("a", 0), ("b", 0), ("c", 0), ("d", 0), ("e", 0)])
+                .iter()
+                .all(|step| step.width == 0)
+        );
     }
 
     #[test]
     fn the_weeks_of_both_services_line_up_by_their_start() {
         let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
         let funnel = vec![
-            identity::FunnelWeek { week_start: at(0), requested: 4, confirmed: 2, ..Default::default() },
-            identity::FunnelWeek { week_start: at(604_800), requested: 1, ..Default::default() },
+            identity::FunnelWeek {
+                week_start: at(0),
+                requested: 4,
+                confirmed: 2,
+                ..Default::default()
+            },
+            identity::FunnelWeek {
+                week_start: at(604_800),
+                requested: 1,
+                ..Default::default()
+            },
         ];
-        let money = vec![billing::ReturnsWeek { week_start: at(604_800), returned: 1, average_days_to_return: 31.5, ..Default::default() }];
+        let money = vec![billing::ReturnsWeek {
+            week_start: at(604_800),
+            returned: 1,
+            average_days_to_return: 31.5,
+            ..Default::default()
+        }];
         let drawn = weeks(funnel, money);
         assert_eq!(drawn.len(), 2);
-        assert_eq!((drawn[1].requested, drawn[1].paid, drawn[1].average_days.as_str()), (1, 1, "31.5"));
+        assert_eq!(
+            (drawn[1].requested, drawn[1].paid, drawn[1].average_days.as_str()),
+            (1, 1, "31.5")
+        );
         assert_eq!(drawn[0].heights, [COLUMN_HEIGHT, COLUMN_HEIGHT / 2, 0]);
         assert!(drawn[0].x < drawn[1].x);
     }

@@ -39,7 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/keys/{key}/{action}", post(keys::act))
         .route("/admin/users", get(customers::search))
         .route("/admin/users/{email}", get(customers::page))
-        .route("/admin/users/{email}/{action}", post(customers::act))
+        .route("/admin/users/{email}/account/{action}", post(customers::act))
         .route("/admin/metrics", get(metrics::page))
         .route("/admin/webhooks", get(webhooks::page))
         .route("/admin/webhooks/replay", post(webhooks::replay))
@@ -198,7 +198,14 @@ mod tests {
     fn only_paths_of_the_console_are_followed_back() {
         assert!(is_console_path("/admin/keys?status=ACTIVE"));
         assert!(is_console_path("/admin/users/ada%40example.com"));
-        for elsewhere in ["https://evil.example", "//evil.example", "/\\evil.example", "/account", "/admin/../account", "/admin//evil"] {
+        for elsewhere in [
+            "https://evil.example",
+            "//evil.example",
+            "/\\evil.example",
+            "/account",
+            "/admin/../account",
+            "/admin//evil",
+        ] {
             assert!(!is_console_path(elsewhere), "{elsewhere}");
         }
     }

@@ -12,7 +12,14 @@ use crate::web::{PageError, session::CheckedForm};
 /// `GET /admin/webhooks`: unresolved first, then the resolved ones.
 pub async fn page(console: Console) -> Result<Response, PageError> {
     let request = console.request(billing::ListFailedWebhooksRequest { include_resolved: true });
-    let webhooks = console.state.billing.clone().list_failed_webhooks(request).await?.into_inner().webhooks;
+    let webhooks = console
+        .state
+        .billing
+        .clone()
+        .list_failed_webhooks(request)
+        .await?
+        .into_inner()
+        .webhooks;
     let (open, resolved): (Vec<_>, Vec<_>) = webhooks.into_iter().partition(|webhook| webhook.resolved_at.is_none());
     let (open, resolved) = (rows(open), rows(resolved));
     Ok(console.render("admin_webhooks.html", "webhooks", context! { open, resolved }))
@@ -44,7 +51,9 @@ pub struct Replay {
 
 /// "Replay": applies the event(s) again and says how each went.
 pub async fn replay(console: Console, CheckedForm(form): CheckedForm<Replay>) -> Response {
-    let request = console.request(billing::ReplayFailedWebhooksRequest { event_id: form.event_id });
+    let request = console.request(billing::ReplayFailedWebhooksRequest {
+        event_id: form.event_id,
+    });
     let outcome = console.state.billing.clone().replay_failed_webhooks(request).await;
     let outcome = outcome
         .map(|answer| {
