@@ -176,28 +176,49 @@ async fn a_validation_that_calls_license_svc_is_one_trace_and_a_cached_one_opens
 }
 
 #[tokio::test]
-async fn a_span_is_named_by_its_route_never_by_a_key_in_the_path() {
+async fn a_span_is_named_by_its_route_never_by_a_key_or_an_email_in_the_path() {
     let mesh = spawn_mesh().await;
     let admin = mesh.token(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let collector = platform::testing::spans();
-    let trace_id = "5bf92f3577b34da6a3ce929d0e0e4737";
-    let key = "SK-ABCD-EFGH-JKLM-NPQR";
-    let response = mesh
-        .http
-        .get(mesh.url(&format!("/api/keys/{key}")))
-        .bearer_auth(&admin)
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    let expected = TraceId::from_hex(trace_id).unwrap();
-    let names: Vec<String> = collector
-        .spans()
-        .into_iter()
-        .filter(|span| span.span_context.trace_id() == expected)
-        .map(|span| span.name.to_string())
-        .collect();
-    assert!(names.iter().any(|name| name == "GET /api/keys/{key}"), "{names:?}");
-    assert!(!names.iter().any(|name| name.contains(key)), "{names:?}");
+    let cases = [
+        (
+            "5bf92f3577b34da6a3ce929d0e0e4737",
+            "/api/keys/SK-ABCD-EFGH-JKLM-NPQR",
+            "GET /api/keys/{key}",
+            "SK-ABCD",
+        ),
+        (
+            "6cf92f3577b34da6a3ce929d0e0e4738",
+            "/admin/keys/SK-ABCD-EFGH-JKLM-NPQR",
+            "GET /admin/keys/{key}",
+            "SK-ABCD",
+        ),
+        (
+            "7df92f3577b34da6a3ce929d0e0e4739",
+            "/admin/users/ada%40example.com",
+            "GET /admin/users/{email}",
+            "ada",
+        ),
+    ];
+    for (trace_id, path, route, secret) in cases {
+        let response = mesh
+            .http
+            .get(mesh.url(path))
+            .bearer_auth(&admin)
+            .header("cookie", format!("access={admin}"))
+            .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        let expected = TraceId::from_hex(trace_id).unwrap();
+        let names: Vec<String> = collector
+            .spans()
+            .into_iter()
+            .filter(|span| span.span_context.trace_id() == expected)
+            .map(|span| span.name.to_string())
+            .collect();
+        assert!(names.iter().any(|name| name == route), "{path}: {names:?}");
+        assert!(!names.iter().any(|name| name.contains(secret)), "{path}: {names:?}");
+    }
 }
