@@ -145,7 +145,7 @@ async fn an_admin_finds_a_customer_by_email_and_sees_keys_subscription_and_timel
     assert_eq!(browser.path().await, "/admin/users/findable.customer%40example.com");
     browser.wait_for_text("Timeline").await;
     let keys = browser.texts_of_all(".key-card code.key").await;
-    assert_eq!(keys, [customer.key.clone()]);
+    assert_eq!(keys, std::slice::from_ref(&customer.key));
     assert!(browser.text_of("#subscription + dl").await.contains("Builder, monthly"));
     let timeline = browser.text_of("table.timeline").await.to_lowercase();
     for (service, event) in [("identity", "registered"), ("license", "created")] {
