@@ -184,7 +184,8 @@ const ROUTES: &[Route] = &[
     // Pages: public ones.
     route("GET", "/assets/style.css", Anyone, [200, 200, 200, 200]),
     route("GET", "/assets/app.js", Anyone, [200, 200, 200, 200]),
-    route("GET", "/", Anyone, [200, 200, 200, 200]),
+    // An admin is sent to the console.
+    route("GET", "/", Anyone, [200, 200, 200, 303]),
     // A signed-in browser is sent home.
     route("GET", "/login", Anyone, [200, 303, 303, 303]),
     route("POST", "/sign-in", Anyone, [303, 303, 303, 303]).form("email={probe}&password={password}"),
@@ -205,6 +206,27 @@ const ROUTES: &[Route] = &[
     route("GET", "/account", SignedIn, [303, 200, 200, 200]),
     route("POST", "/account/deactivate", SignedIn, [303, 200, 200, 200]).form("confirm=yes").closes_account(),
     route("POST", "/account/erase", SignedIn, [303, 200, 200, 200]).form("confirmation=DELETE").closes_account(),
+
+    // Pages: the admin console. An admin's action answers with a redirect
+    // back; a customer gets the 403 page before anything is asked.
+    route("GET", "/admin", Admin, [303, 403, 403, 303]),
+    route("GET", "/admin/keys", Admin, [303, 403, 403, 200]).query("?email={email}"),
+    route("POST", "/admin/keys", Admin, [303, 403, 403, 303]).form("email={fresh}&days=14"),
+    route("GET", "/admin/keys/{key}", Admin, [303, 403, 403, 200]),
+    route("POST", "/admin/keys/{key}/edit", Admin, [303, 403, 403, 303]).form("name=Renamed&on:beta=on"),
+    route("POST", "/admin/keys/{key}/extend", Admin, [303, 403, 403, 303]).form("days=7&back=/admin/keys"),
+    route("POST", "/admin/keys/{key}/email", Admin, [303, 403, 403, 303]).form(""),
+    route("POST", "/admin/keys/{key}/close", Admin, [303, 403, 403, 303]).form(""),
+    route("POST", "/admin/keys/{key}/disable", Admin, [303, 403, 403, 303]).form(""),
+    route("POST", "/admin/keys/{key}/reactivate", Admin, [303, 403, 403, 303]).form(""),
+    route("GET", "/admin/users", Admin, [303, 403, 403, 200]).query("?email={email}"),
+    route("GET", "/admin/users/{email}", Admin, [303, 403, 403, 200]),
+    route("GET", "/admin/metrics", Admin, [303, 403, 403, 200]),
+    route("GET", "/admin/webhooks", Admin, [303, 403, 403, 200]),
+    route("POST", "/admin/webhooks/replay", Admin, [303, 403, 403, 303]).form(""),
+    route("POST", "/admin/users/{email}/account/reactivate", Admin, [303, 403, 403, 303]).form("note=support"),
+    route("POST", "/admin/users/{email}/account/deactivate", Admin, [303, 403, 403, 303]).form("reason=admin").closes_account(),
+    route("POST", "/admin/users/{email}/account/erase", Admin, [303, 403, 403, 303]).form("confirmation=DELETE").closes_account(),
 ];
 
 /// The CSRF value every caller's cookie and forms carry.
@@ -242,9 +264,15 @@ fn each_row_agrees_with_its_access_class() {
 /// call is found by a plain scan and its methods by the method routers it
 /// names.
 fn page_routes() -> BTreeSet<(String, String)> {
-    let source = include_str!("../../src/web/mod.rs");
+    let sources = [
+        include_str!("../../src/web/mod.rs"),
+        include_str!("../../src/web/admin/mod.rs"),
+    ];
     let mut routes = BTreeSet::new();
-    for (start, _) in source.match_indices(".route(") {
+    for (start, source) in sources
+        .iter()
+        .flat_map(|source| source.match_indices(".route(").map(move |(start, _)| (start, *source)))
+    {
         let call = &source[start + ".route(".len()..];
         // The call's arguments, up to its closing parenthesis.
         let mut depth = 1;
@@ -539,7 +567,11 @@ async fn every_route_answers_each_caller_as_the_table_says_and_never_shows_a_cus
                     answer.body.chars().take(200).collect::<String>()
                 ));
             }
-            if index == 0 && row.access == SignedIn && answer.status == 303 && answer.location != "/login" {
+            if index == 0
+                && [SignedIn, Admin].contains(&row.access)
+                && answer.status == 303
+                && answer.location != "/login"
+            {
                 wrong.push(format!("{what}: sent to {} instead of /login", answer.location));
             }
             if index == 0 || index == 2 {

@@ -4,7 +4,7 @@
 //! account. identity-svc records every account it shows an admin as read.
 
 use axum::{
-    extract::{Path, Query},
+    extract::{MatchedPath, Path, Query},
     response::Response,
 };
 use minijinja::context;
@@ -269,17 +269,17 @@ pub struct AccountAction {
     confirmation: String,
 }
 
-/// An action on the account: `reactivate`, `deactivate` or `erase`
-/// (under `account/`: `POST /admin/users/{id}/reactivate` is the JSON API's).
+/// An action on the account: `reactivate`, `deactivate` or `erase`.
 pub async fn act(
     console: Console,
-    Path((email, action)): Path<(String, String)>,
+    route: MatchedPath,
+    Path(email): Path<String>,
     CheckedForm(form): CheckedForm<AccountAction>,
 ) -> Result<Response, PageError> {
     let user = account(&console, &email).await?;
     let here = format!("/admin/users/{}", path_segment(&user.email));
     let mut identity_svc = console.state.identity.clone();
-    let outcome = match action.as_str() {
+    let outcome = match super::action(&route) {
         "reactivate" => identity_svc
             .admin_reactivate_user(console.request(identity::AdminReactivateUserRequest {
                 user_id: user.id.clone(),

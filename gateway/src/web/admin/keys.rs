@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use axum::{
-    extract::{Path, Query},
+    extract::{MatchedPath, Path, Query},
     response::Response,
 };
 use minijinja::context;
@@ -319,11 +319,12 @@ pub struct Action {
 /// `email`; back to the page it was asked from, saying how it went.
 pub async fn act(
     console: Console,
-    Path((key, action)): Path<(String, String)>,
+    route: MatchedPath,
+    Path(key): Path<String>,
     CheckedForm(form): CheckedForm<Action>,
 ) -> Response {
     let mut license = console.state.license.clone();
-    let outcome = match action.as_str() {
+    let outcome = match super::action(&route) {
         "disable" => license
             .disable_key(console.request(pb::DisableKeyRequest { key: key.clone() }))
             .await

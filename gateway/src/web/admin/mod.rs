@@ -36,10 +36,17 @@ pub fn router() -> Router<AppState> {
         .route("/admin/keys", get(keys::list).post(keys::create))
         .route("/admin/keys/{key}", get(keys::detail))
         .route("/admin/keys/{key}/edit", post(keys::edit))
-        .route("/admin/keys/{key}/{action}", post(keys::act))
+        .route("/admin/keys/{key}/extend", post(keys::act))
+        .route("/admin/keys/{key}/close", post(keys::act))
+        .route("/admin/keys/{key}/email", post(keys::act))
+        .route("/admin/keys/{key}/disable", post(keys::act))
+        .route("/admin/keys/{key}/reactivate", post(keys::act))
         .route("/admin/users", get(customers::search))
         .route("/admin/users/{email}", get(customers::page))
-        .route("/admin/users/{email}/account/{action}", post(customers::act))
+        // Under `account/`: `POST /admin/users/{id}/reactivate` is the JSON API's.
+        .route("/admin/users/{email}/account/reactivate", post(customers::act))
+        .route("/admin/users/{email}/account/deactivate", post(customers::act))
+        .route("/admin/users/{email}/account/erase", post(customers::act))
         .route("/admin/metrics", get(metrics::page))
         .route("/admin/webhooks", get(webhooks::page))
         .route("/admin/webhooks/replay", post(webhooks::replay))
@@ -128,6 +135,12 @@ impl Console {
         let target = if is_console_path(back) { back } else { "/admin/keys" };
         session::with_cookies(Redirect::to(target).into_response(), vec![notice.cookie(&self.state)])
     }
+}
+
+/// The action a route names: the last segment of its template
+/// (`/admin/keys/{key}/disable` → `disable`).
+pub fn action(route: &axum::extract::MatchedPath) -> &str {
+    route.as_str().rsplit('/').next().unwrap_or_default()
 }
 
 /// A path of the console, safe to redirect to: not another site
