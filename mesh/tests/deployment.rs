@@ -221,10 +221,29 @@ fn the_dashboard_charts_only_families_the_processes_export() {
             .find_map(|suffix| series.strip_suffix(suffix))
             .unwrap_or(series);
         assert!(
-            declared.contains(&format!("registry.register(\n        \"{family}\",")),
+            declared.contains(&format!("\"{family}\",")),
             "the dashboard charts {series}, which no process exports ({expr})"
         );
     }
+}
+
+#[test]
+fn notify_scales_on_its_queue_depth_which_notify_exports() {
+    let manifest = read("k8s/base/notify-svc.yaml");
+    let hpa = manifest
+        .split("\n---")
+        .find(|document| document.contains("kind: HorizontalPodAutoscaler"))
+        .expect("notify-svc has an HPA");
+    let external = hpa.split("type: External").nth(1).expect("an external metric");
+    assert!(external.contains("name: notify_queue_depth"), "{hpa}");
+    assert!(
+        read("platform/src/metrics.rs").contains("\"notify_queue_depth\","),
+        "the metric the HPA reads is declared"
+    );
+    assert!(
+        read("README.md").contains("metricsQuery: 'max(notify_queue_depth"),
+        "the README shows the adapter rule that serves it"
+    );
 }
 
 /// The calls each binary makes to another, read from its configuration:

@@ -118,6 +118,7 @@ impl Stores {
         let mut reported: [Option<bool>; 2] = [None, None];
         loop {
             let now = [self.postgres_up().await, self.redis_up().await];
+            crate::metrics::metrics().record_pool(self.postgres.size(), self.postgres.num_idle());
             for ((name, up), last) in [POSTGRES, REDIS].into_iter().zip(now).zip(&mut reported) {
                 crate::metrics::metrics().record_store(name, up);
                 if *last == Some(up) {

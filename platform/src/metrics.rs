@@ -74,6 +74,12 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
+/// Which connections of a database pool (`idle`, `in_use`).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PoolLabels {
+    pub state: &'static str,
+}
+
 /// Every metric this process exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -92,6 +98,16 @@ pub struct Metrics {
     /// `notify_deliveries_total{outcome}`: delivery attempts by outcome
     /// (`sent`, `retry`, `failed`).
     pub notify_deliveries: Family<OutcomeLabels, Counter>,
+    /// `notify_queue_depth` (notify-svc): messages waiting to be sent, due
+    /// now or later — what the notify HPA scales on.
+    pub notify_queue_depth: Gauge,
+    /// `stripe_webhooks_total{outcome}` (billing-svc): Stripe events by what
+    /// became of them (`applied`, `duplicate`, `ignored`, `failed`,
+    /// `refused` — a bad signature or body).
+    pub stripe_webhooks: Family<OutcomeLabels, Counter>,
+    /// `db_pool_connections{state}`: the process's Postgres connections,
+    /// `idle` or `in_use`, sampled with every store probe.
+    pub db_pool_connections: Family<PoolLabels, Gauge>,
     /// `store_up{store}`: 1 while the store answered this process's last
     /// probe, 0 while it does not.
     pub store_up: Family<StoreLabels, Gauge>,
@@ -103,70 +119,105 @@ pub struct Metrics {
     pub password_hash_queue: Gauge,
 }
 
+/// Registers `metric` under `name` and hands it back (a metric is a
+/// shared handle: the registry and [`Metrics`] hold the same one).
+fn registered<M>(registry: &mut Registry, name: &str, help: &str, metric: M) -> M
+where
+    M: prometheus_client::metrics::TypedMetric
+        + prometheus_client::encoding::EncodeMetric
+        + Clone
+        + Send
+        + Sync
+        + std::fmt::Debug
+        + 'static,
+{
+    registry.register(name, help, metric.clone());
+    metric
+}
+
 static METRICS: LazyLock<(Metrics, Registry)> = LazyLock::new(|| {
-    let metrics = Metrics {
-        rpc_requests: Family::default(),
-        rpc_duration: Family::new_with_constructor(latency_histogram),
-        http_requests: Family::default(),
-        http_duration: Family::new_with_constructor(latency_histogram),
-        outbox_backlog: Family::default(),
-        outbox_oldest_age: Family::default(),
-        notify_deliveries: Family::default(),
-        store_up: Family::default(),
-        validation_cache: Family::default(),
-        password_hash_queue: Gauge::default(),
-    };
     let mut registry = Registry::default();
-    registry.register(
-        "rpc_server_requests",
-        "gRPC calls served, by method and status code",
-        metrics.rpc_requests.clone(),
-    );
-    registry.register(
-        "rpc_server_duration_seconds",
-        "Time to answer a gRPC call",
-        metrics.rpc_duration.clone(),
-    );
-    registry.register(
-        "http_server_requests",
-        "HTTP requests served, by route, method and status",
-        metrics.http_requests.clone(),
-    );
-    registry.register(
-        "http_server_duration_seconds",
-        "Time to answer an HTTP request",
-        metrics.http_duration.clone(),
-    );
-    registry.register(
-        "outbox_backlog",
-        "Outbox entries not yet delivered, by topic",
-        metrics.outbox_backlog.clone(),
-    );
-    registry.register(
-        "outbox_oldest_age_seconds",
-        "Age of the oldest undelivered outbox entry, by topic",
-        metrics.outbox_oldest_age.clone(),
-    );
-    registry.register(
-        "notify_deliveries",
-        "Email delivery attempts, by outcome",
-        metrics.notify_deliveries.clone(),
-    );
-    registry.register(
-        "store_up",
-        "Whether a store answered this process's last probe (1) or not (0)",
-        metrics.store_up.clone(),
-    );
-    registry.register(
-        "validation_cache",
-        "License validations at the gateway, by how its cache answered (hit, miss, bypass)",
-        metrics.validation_cache.clone(),
-    );
-    registry.register(
-        "password_hash_queue",
-        "Password hashing jobs waiting for a thread",
-        metrics.password_hash_queue.clone(),
-    );
+    let r = &mut registry;
+    let metrics = Metrics {
+        rpc_requests: registered(
+            r,
+            "rpc_server_requests",
+            "gRPC calls served, by method and status code",
+            Family::default(),
+        ),
+        rpc_duration: registered(
+            r,
+            "rpc_server_duration_seconds",
+            "Time to answer a gRPC call",
+            Family::new_with_constructor(latency_histogram),
+        ),
+        http_requests: registered(
+            r,
+            "http_server_requests",
+            "HTTP requests served, by route, method and status",
+            Family::default(),
+        ),
+        http_duration: registered(
+            r,
+            "http_server_duration_seconds",
+            "Time to answer an HTTP request",
+            Family::new_with_constructor(latency_histogram),
+        ),
+        outbox_backlog: registered(
+            r,
+            "outbox_backlog",
+            "Outbox entries not yet delivered, by topic",
+            Family::default(),
+        ),
+        outbox_oldest_age: registered(
+            r,
+            "outbox_oldest_age_seconds",
+            "Age of the oldest undelivered outbox entry, by topic",
+            Family::default(),
+        ),
+        notify_deliveries: registered(
+            r,
+            "notify_deliveries",
+            "Email delivery attempts, by outcome",
+            Family::default(),
+        ),
+        notify_queue_depth: registered(
+            r,
+            "notify_queue_depth",
+            "Emails waiting to be sent, due now or later",
+            Gauge::default(),
+        ),
+        stripe_webhooks: registered(
+            r,
+            "stripe_webhooks",
+            "Stripe webhook events, by what became of them",
+            Family::default(),
+        ),
+        db_pool_connections: registered(
+            r,
+            "db_pool_connections",
+            "Postgres connections of this process, idle or in use",
+            Family::default(),
+        ),
+        store_up: registered(
+            r,
+            "store_up",
+            "Whether a store answered this process's last probe (1) or not (0)",
+            Family::default(),
+        ),
+        validation_cache: registered(
+            r,
+            "validation_cache",
+            "License validations at the gateway, by how its cache answered (hit, miss, bypass)",
+            Family::default(),
+        ),
+        password_hash_queue: registered(
+            r,
+            "password_hash_queue",
+            "Password hashing jobs waiting for a thread",
+            Gauge::default(),
+        ),
+    };
     (metrics, registry)
 });
 
@@ -186,6 +237,22 @@ impl Metrics {
     /// Records what the last probe of `store` found.
     pub fn record_store(&self, store: &'static str, up: bool) {
         self.store_up.get_or_create(&StoreLabels { store }).set(i64::from(up));
+    }
+
+    /// Counts one Stripe event by what became of it.
+    pub fn record_webhook(&self, outcome: &'static str) {
+        self.stripe_webhooks.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Records how many of the pool's connections are idle and in use.
+    pub fn record_pool(&self, size: u32, idle: usize) {
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        self.db_pool_connections
+            .get_or_create(&PoolLabels { state: "idle" })
+            .set(idle);
+        self.db_pool_connections
+            .get_or_create(&PoolLabels { state: "in_use" })
+            .set(i64::from(size) - idle);
     }
 
     /// Records one gRPC call.

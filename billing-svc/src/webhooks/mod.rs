@@ -37,12 +37,22 @@ impl Outcome {
 
 impl Billing {
     /// Verifies and applies one delivery from Stripe.
+    ///
+    /// Counted in `stripe_webhooks_total` by outcome: `refused` when the
+    /// signature or the body is bad, `failed` when applying failed (the
+    /// event is kept for replay).
     #[tracing::instrument(skip_all)]
     pub async fn handle_webhook(&self, payload: &[u8], signature: &str) -> Result<(String, Outcome), Error> {
-        signature::verify(signature, payload, self.stripe.webhook_secret.expose(), self.now())?;
-        let (event, raw) = Event::parse(payload)?;
+        let metrics = platform::metrics::metrics();
+        let verified = signature::verify(signature, payload, self.stripe.webhook_secret.expose(), self.now())
+            .and_then(|()| Event::parse(payload));
+        let (event, raw) = verified.inspect_err(|_| metrics.record_webhook("refused"))?;
         tracing::info!(event = %event.id, kind = %event.kind, "stripe event received");
-        let outcome = self.apply_or_keep(&event, &raw).await?;
+        let outcome = self
+            .apply_or_keep(&event, &raw)
+            .await
+            .inspect_err(|_| metrics.record_webhook("failed"))?;
+        metrics.record_webhook(outcome.as_str());
         Ok((event.id, outcome))
     }
 }

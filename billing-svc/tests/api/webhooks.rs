@@ -14,6 +14,14 @@ async fn applied_events(app: &crate::helpers::TestApp) -> i64 {
         .unwrap()
 }
 
+/// `stripe_webhooks_total{outcome}` in this test's process.
+fn counted(outcome: &'static str) -> u64 {
+    platform::metrics::metrics()
+        .stripe_webhooks
+        .get_or_create(&platform::metrics::OutcomeLabels { outcome })
+        .get()
+}
+
 #[tokio::test]
 async fn a_bad_signature_is_refused_and_nothing_applied() {
     let app = spawn_app().await;
@@ -51,6 +59,11 @@ async fn a_bad_signature_is_refused_and_nothing_applied() {
 
     assert_eq!(applied_events(&app).await, 0);
     assert_eq!(app.subscription(&customer).await.status(), pb::SubscriptionStatus::None);
+    assert_eq!(
+        (counted("refused"), counted("applied")),
+        (4, 0),
+        "each refusal is counted"
+    );
 }
 
 #[tokio::test]
@@ -187,6 +200,7 @@ async fn a_failing_event_is_kept_and_replays() {
 
     // Stripe's own retry arrives later: already applied.
     assert_eq!(app.deliver(checkout_completed).await.unwrap().outcome, "duplicate");
+    assert_eq!((counted("failed"), counted("duplicate")), (1, 1));
     assert_eq!(app.events("subscribed").await, 1);
     let unresolved = app.billing.failed_webhooks(false).await.unwrap();
     assert!(unresolved.is_empty());

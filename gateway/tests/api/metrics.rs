@@ -127,3 +127,23 @@ async fn validations_are_counted_by_how_the_cache_answered() {
     assert_eq!(moved("miss"), 1.0, "{after}");
     assert_eq!(moved("hit"), 2.0, "{after}");
 }
+
+#[tokio::test]
+async fn pool_usage_and_store_reachability_are_reported_by_every_service() {
+    let mesh = spawn_mesh().await;
+    let url = admin_port().await;
+    mesh.register("pooled@example.com").await;
+    eventually("the probes report the pools and the stores", || async {
+        let scrape = scrape(&mesh, &url).await;
+        scrape.contains(r#"db_pool_connections{state="idle"}"#)
+            && scrape.contains(r#"db_pool_connections{state="in_use"}"#)
+            && value(&scrape, r#"store_up{store="postgres"}"#) == 1.0
+            && value(&scrape, r#"store_up{store="redis"}"#) == 1.0
+    })
+    .await;
+    let scrape = scrape(&mesh, &url).await;
+    // Families with labels show once they have a series; these have none.
+    for family in ["# TYPE notify_queue_depth gauge", "# TYPE password_hash_queue gauge"] {
+        assert!(scrape.contains(family), "no {family:?} in\n{scrape}");
+    }
+}

@@ -148,6 +148,14 @@ impl std::fmt::Debug for Due {
     }
 }
 
+/// How many messages wait to be sent, due now or later.
+#[tracing::instrument(skip(executor))]
+pub async fn waiting<'e>(executor: impl sqlx::PgExecutor<'e>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM messages WHERE state = 'pending'")
+        .fetch_one(executor)
+        .await
+}
+
 /// Locks the pending message that has been due the longest. Rows another
 /// transaction holds are skipped, so each replica's worker takes a different
 /// message and none is sent twice; the lock lasts until the caller commits

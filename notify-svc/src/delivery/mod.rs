@@ -10,7 +10,8 @@
 //! A replica wakes at once when it stores a message itself, and polls every
 //! `WORKER_POLL_MS` for retries that fall due and for messages stored through
 //! other replicas. On shutdown it stops taking messages; an attempt in flight
-//! finishes and is recorded.
+//! finishes and is recorded. Meanwhile the queue's depth is counted for
+//! `notify_queue_depth`, the figure the notify HPA scales on.
 
 pub mod mailer;
 
@@ -61,6 +62,7 @@ impl Worker {
             let span = tracing::info_span!("delivery_worker", lane);
             lanes.spawn(self.clone().lane(stop.clone()).instrument(span));
         }
+        lanes.spawn(self.clone().measure_queue(stop.clone()));
         while let Some(finished) = lanes.join_next().await {
             if let Err(err) = finished {
                 tracing::error!(error = %err, "a delivery worker lane ended abnormally");
@@ -95,6 +97,24 @@ impl Worker {
             tokio::select! {
                 () = woken => {}
                 () = tokio::time::sleep(platform::health::outage_pause(self.poll_interval, failures)) => {}
+                () = stop.wait() => {}
+            }
+        }
+    }
+
+    /// Keeps `notify_queue_depth` current: the messages waiting, counted
+    /// once per poll interval (every replica reports the same shared queue).
+    async fn measure_queue(self, stop: Shutdown) {
+        let depth = &platform::metrics::metrics().notify_queue_depth;
+        while !stop.is_triggered() {
+            match db::messages::waiting(&self.pool).await {
+                Ok(waiting) => {
+                    depth.set(waiting);
+                }
+                Err(err) => tracing::debug!(error = %err, "could not count the waiting messages"),
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.poll_interval) => {}
                 () = stop.wait() => {}
             }
         }

@@ -174,3 +174,43 @@ async fn an_erasures_confirmation_keeps_no_address_not_even_in_its_last_error() 
         0
     );
 }
+
+#[tokio::test]
+async fn the_queue_depth_rises_while_the_mail_server_refuses_and_falls_once_it_accepts() {
+    let app = spawn_app_with(|config| {
+        config.backoff_base = Duration::from_millis(100);
+        config.backoff_max = Duration::from_millis(300);
+        config.poll_interval = Duration::from_millis(50);
+    })
+    .await;
+    let metrics = platform::metrics::metrics();
+    let retried = || {
+        metrics
+            .notify_deliveries
+            .get_or_create(&platform::metrics::OutcomeLabels { outcome: "retry" })
+            .get()
+    };
+    app.smtp.refuse(true);
+    for n in 0..3 {
+        app.enqueue(reactivation_link(
+            "ada@example.com",
+            &format!("reactivation:ada:depth:{n}"),
+        ))
+        .await
+        .expect("enqueue");
+    }
+    platform::testing::eventually("three messages wait and attempts are retried", || async {
+        metrics.notify_queue_depth.get() == 3 && retried() >= 3
+    })
+    .await;
+    let rendered = platform::metrics::render();
+    assert!(rendered.contains("notify_queue_depth 3"), "{rendered}");
+
+    app.smtp.refuse(false);
+    platform::testing::eventually("the queue drains", || async { metrics.notify_queue_depth.get() == 0 }).await;
+    let sent = metrics
+        .notify_deliveries
+        .get_or_create(&platform::metrics::OutcomeLabels { outcome: "sent" })
+        .get();
+    assert_eq!(sent, 3);
+}
