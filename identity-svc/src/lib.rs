@@ -9,6 +9,7 @@
 //! reactivation requests) and the retention job beside the server.
 
 pub mod accounts;
+pub mod admins;
 pub mod config;
 pub mod customer_email;
 pub mod db;

@@ -87,6 +87,23 @@ pub async fn find_by_email(connection: &mut PgConnection, email: &Email) -> Resu
         .map(|row| row.map(Account::from))
 }
 
+/// Gives the account `role`.
+#[tracing::instrument(skip(connection))]
+pub async fn set_role(
+    connection: &mut PgConnection,
+    id: Uuid,
+    role: Role,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE users SET role = $2, updated_at = $3 WHERE id = $1")
+        .bind(id)
+        .bind(role_name(role))
+        .bind(now)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
 #[tracing::instrument(skip(connection))]
 pub async fn find(connection: &mut PgConnection, id: Uuid) -> Result<Option<Account>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM users WHERE id = $1");

@@ -88,6 +88,8 @@ pub enum EventKind {
     /// The account was erased; what remains is this record, without
     /// personal data.
     Erased,
+    /// An operator gave the account the admin role (`create-admin --promote`).
+    RoleGranted,
 }
 
 impl EventKind {
@@ -100,6 +102,7 @@ impl EventKind {
             Self::Reactivated => "reactivated",
             Self::RetentionReminderSent => "retention_reminder_sent",
             Self::Erased => "erased",
+            Self::RoleGranted => "role_granted",
         }
     }
 }
