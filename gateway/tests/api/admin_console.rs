@@ -217,7 +217,6 @@ async fn the_metrics_page_shows_the_funnel_of_one_whole_journey() {
 
     browser.click_and_wait("Webhooks").await;
     browser.wait_for_text("No failing webhooks.").await;
-    browser.screenshot("admin-webhooks").await;
     browser.close().await;
 }
 
@@ -301,4 +300,91 @@ async fn a_customer_gets_no_admin_data_and_no_admin_action() {
     let keys = mesh.get("/api/keys?email=intruder%40example.com", Some(&admin)).await;
     let keys: serde_json::Value = keys.json().await.unwrap();
     assert_eq!(keys["data"].as_array().unwrap().len(), 1, "no key was created");
+}
+
+#[tokio::test]
+async fn an_admin_deactivates_reactivates_and_erases_an_account_from_its_page() {
+    let mesh = spawn_mesh_with(|_| {}, |_| {}).await;
+    let email = "managed@example.com";
+    mesh.register(email).await;
+    let browser = admin_browser(&mesh).await;
+    browser.open("/admin/users/managed%40example.com").await;
+    browser.wait_for_text("Manage the account").await;
+
+    browser.fill("Comment", "Chargeback opened").await;
+    browser.click_and_wait("Deactivate account").await;
+    browser
+        .wait_for_text("The account is deactivated (closed by support).")
+        .await;
+    browser.wait_for_text("Closed by support").await;
+    assert_eq!(browser.text_of(".page-head .badge").await, "Inactive");
+    let login = mesh.login(email, PASSWORD).await;
+    assert_eq!(
+        login.status(),
+        StatusCode::FORBIDDEN,
+        "an inactive account cannot log in"
+    );
+
+    browser.fill("Note", "Chargeback withdrawn").await;
+    browser.click_and_wait("Reactivate account").await;
+    browser.wait_for_text("The account is active again.").await;
+    assert_eq!(browser.text_of(".page-head .badge").await, "Active");
+    assert_eq!(mesh.login(email, PASSWORD).await.status(), StatusCode::OK);
+    let timeline = browser.text_of("table.timeline").await.to_lowercase();
+    assert!(
+        timeline.contains("deactivated") && timeline.contains("reactivated"),
+        "{timeline}"
+    );
+
+    // Erasure needs the word typed; then the account is gone everywhere.
+    browser.fill("Type DELETE to confirm", "DELETE").await;
+    browser.click_and_wait("Erase account").await;
+    assert_eq!(browser.path().await, "/admin/users");
+    browser
+        .wait_for_text("The account and its data are erased in every service.")
+        .await;
+    assert_eq!(mesh.login(email, PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    browser.open("/admin/users/managed%40example.com").await;
+    browser.wait_for_text("No account has this email address.").await;
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn a_failed_stripe_webhook_is_listed_with_its_error_and_replayed_from_the_console() {
+    let mesh = spawn_mesh_with(|_| {}, |_| {}).await;
+    let email = "webhook-failure@example.com";
+    mesh.register(email).await;
+    let token = mesh.token(email, PASSWORD).await;
+    let response = mesh
+        .post(
+            "/api/create-checkout-session",
+            Some(&token),
+            json!({ "plan": "grower", "billing_period": "monthly" }),
+        )
+        .await;
+    let session: serde_json::Value = response.json().await.unwrap();
+    // Stripe cannot be reached while billing applies the first event.
+    mesh.stripe.fail_next("GET", "/v1/subscriptions/", 500);
+    let refused = mesh
+        .stripe
+        .complete_checkout(session["session_id"].as_str().unwrap())
+        .await;
+    assert!(
+        refused.is_err(),
+        "the endpoint refused an event, so Stripe would retry it"
+    );
+
+    let browser = admin_browser(&mesh).await;
+    browser.click_and_wait("Webhooks").await;
+    browser.wait_for_text("retrieve subscription").await;
+    assert_eq!(browser.texts_of_all("#failing + .table-scroll tbody tr").await.len(), 1);
+    browser.screenshot("admin-webhooks").await;
+
+    browser.click_in("#failing + .table-scroll tbody tr", "Replay").await;
+    browser.wait_for_text("Replayed 1: every event applied.").await;
+    browser.wait_for_text("No failing webhooks.").await;
+    browser.wait_for_text("Resolved").await;
+    let subscription: serde_json::Value = mesh.get("/api/subscription", Some(&token)).await.json().await.unwrap();
+    assert_eq!(subscription["subscription_status"], "active", "{subscription}");
+    browser.close().await;
 }
