@@ -35,6 +35,16 @@ impl PageError {
         }
     }
 
+    /// A request the page refuses, saying why (a console action tells it
+    /// in its notice).
+    pub fn refused(detail: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            title: "That did not work",
+            detail: detail.into(),
+        }
+    }
+
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,

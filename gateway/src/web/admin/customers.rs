@@ -306,7 +306,7 @@ pub async fn act(
         "erase" if form.confirmation.trim() != ERASE_CONFIRMATION => {
             return Ok(console.back(
                 &here,
-                Err(PageError::not_found(
+                Err(PageError::refused(
                     "Type DELETE in capital letters to confirm the erasure.",
                 )),
             ));
