@@ -1,6 +1,7 @@
 //! The gateway protecting itself and the limits behind it: body and header
-//! caps, load shedding, and client addresses that a forged
-//! `X-Forwarded-For` cannot change.
+//! caps, load shedding, a request's deadline, the header-read timeout, the
+//! connection cap, and client addresses that a forged `X-Forwarded-For`
+//! cannot change.
 
 use reqwest::StatusCode;
 use serde_json::json;
@@ -147,4 +148,111 @@ async fn a_malformed_query_string_is_problem_json_and_a_link_cut_short_is_a_page
     )
     .await;
     assert_eq!(refused["reason"], "MALFORMED_QUERY");
+}
+
+/// The gateway's address, for raw connections.
+fn address(mesh: &crate::helpers::TestMesh) -> String {
+    mesh.base.trim_start_matches("http://").to_owned()
+}
+
+#[tokio::test]
+async fn a_request_past_its_deadline_is_abandoned_with_503_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mesh = spawn_mesh_with(
+        |_| {},
+        |gateway| gateway.limits.request_timeout = std::time::Duration::from_millis(300),
+    )
+    .await;
+    // A client trickling its body: the handler waits for it past the deadline.
+    let mut stream = tokio::net::TcpStream::connect(address(&mesh)).await.unwrap();
+    let body = r#"{"email":"slow@example.com","password":"correct horse battery"}"#;
+    let head = format!(
+        "POST /login HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let writer = tokio::spawn(async move {
+        for byte in body.bytes() {
+            if stream.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        stream
+    });
+    let mut stream = writer.await.unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"reason\":\"TIMEOUT\""), "{answer}");
+    assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(mesh.get("/healthz", None).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_let_go() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mesh = spawn_mesh_with(
+        |_| {},
+        |gateway| gateway.limits.header_read_timeout = std::time::Duration::from_millis(300),
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(address(&mesh)).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n")
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "the connection was still open after 5 s");
+    assert!(
+        started.elapsed() >= std::time::Duration::from_millis(250),
+        "closed before the header timeout: {:?}",
+        started.elapsed()
+    );
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("200 OK"),
+        "no answer to half a request"
+    );
+}
+
+#[tokio::test]
+async fn connections_beyond_the_cap_wait_for_a_free_one() {
+    use tokio::io::AsyncWriteExt as _;
+    let mesh = spawn_mesh_with(
+        |_| {},
+        |gateway| {
+            gateway.limits.max_connections = 2;
+            gateway.limits.header_read_timeout = std::time::Duration::from_secs(30);
+        },
+    )
+    .await;
+    // Two connections that started a request and say no more hold both slots.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = tokio::net::TcpStream::connect(address(&mesh)).await.unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+        held.push(stream);
+    }
+    let waiting = tokio::spawn({
+        let url = mesh.url("/healthz");
+        async move { reqwest::get(url).await.map(|response| response.status()) }
+    });
+    // Proving it is NOT served needs a wait: nothing positive to poll for.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(
+        !waiting.is_finished(),
+        "a third connection was served while two held the cap"
+    );
+    // One lets go: the waiting request is served.
+    drop(held.pop());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+        .await
+        .expect("served once a slot was free")
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
 }
