@@ -17,7 +17,7 @@
 //! Reactivation restores the account, not the subscription or product
 //! access: the customer buys a plan again.
 
-use platform::{mail, outbox::Rejected, telemetry};
+use platform::{limits::Rate, mail, outbox::Rejected, telemetry};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -55,7 +55,11 @@ impl Accounts {
             retry_after: limited.retry_after,
         };
         self.limiter
-            .hit("reactivation-client", client, settings.max_per_client_per_hour, HOUR)
+            .hit(
+                "reactivation-client",
+                client,
+                Rate::new(settings.max_per_client_per_hour, HOUR),
+            )
             .await?
             .map_err(limited)?;
         self.limiter
@@ -63,7 +67,11 @@ impl Accounts {
             .await?
             .map_err(limited)?;
         self.limiter
-            .hit("reactivation-email", &subject, settings.max_per_email_per_hour, HOUR)
+            .hit(
+                "reactivation-email",
+                &subject,
+                Rate::new(settings.max_per_email_per_hour, HOUR),
+            )
             .await?
             .map_err(limited)?;
         effects::owe_reactivation_request(&mut tx, Uuid::now_v7(), email.as_str()).await?;
