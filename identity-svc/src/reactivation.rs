@@ -87,11 +87,7 @@ impl Accounts {
     pub(crate) async fn send_reactivation_link(&self, request: Uuid, email: &str) -> anyhow::Result<()> {
         let email = Email::parse(email).map_err(|message| Rejected(format!("malformed email: {message}")))?;
         let mail_key = format!("reactivation-link:{request}");
-        let already_owed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE idempotency_key = $1)")
-            .bind(&mail_key)
-            .fetch_one(&self.pool)
-            .await?;
-        if already_owed {
+        if db::outbox::is_owed(&mut *self.pool.acquire().await?, &mail_key).await? {
             tracing::info!(%request, "reactivation request already answered");
             return Ok(());
         }
