@@ -247,9 +247,7 @@ impl Accounts {
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let account = db::users::lock(&mut tx, target).await?.ok_or(Error::UserNotFound)?;
-        if !account.is_active {
-            return Err(Error::AlreadyInactive);
-        }
+        account.may_deactivate()?;
         let account = db::users::deactivate(&mut tx, target, reason, comment.as_deref(), now).await?;
         let data = json!({ "reason": reason.as_str(), "comment": comment });
         db::events::record(&mut tx, target, EventKind::Deactivated, data, Some(caller.user_id), now).await?;
@@ -338,9 +336,7 @@ impl Accounts {
         let note = note.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty());
         let mut tx = self.pool.begin().await?;
         let account = db::users::lock(&mut tx, target).await?.ok_or(Error::UserNotFound)?;
-        if account.is_active {
-            return Err(Error::AlreadyActive);
-        }
+        account.may_reactivate()?;
         let previous_reason = account.deactivation_reason.map(DeactivationReason::as_str);
         let data = json!({ "via": "admin", "note": note, "previous_reason": previous_reason });
         let account = self
