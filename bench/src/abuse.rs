@@ -16,7 +16,7 @@ use tokio::{io::AsyncWriteExt as _, net::TcpStream};
 
 use crate::{
     measure::millis,
-    processes::{Launcher, Process, free_port, login_reaches_identity, ready},
+    processes::{Launcher, Process, free_port, login_reaches_identity, ready, stop_all},
 };
 
 const PASSWORD: &str = "an honest password";
@@ -53,13 +53,11 @@ impl Mesh {
         let pair = KeyPair::generate();
         let launcher = Launcher::new(&keys, &pair, &[("RUST_LOG", "error")]);
         let (identity_port, billing_port, gateway_port) = (free_port()?, free_port()?, free_port()?);
-        let identity = launcher.spawn(
-            "identity-svc",
-            "identity-svc",
+        let identity = launcher.spawn_identity(
+            identity_port,
+            &identity_database,
+            &pair,
             [
-                ("LISTEN_ADDR", format!("127.0.0.1:{identity_port}")),
-                ("DATABASE_URL", identity_database.url.expose().clone()),
-                ("JWT_PRIVATE_KEY", pair.private_pem.expose().clone()),
                 // The flood comes from one address here: the per-client
                 // limit must not be what stops it, the queue must.
                 ("LOGIN_MAX_PER_CLIENT_PER_MINUTE", "1000000".to_owned()),
@@ -70,8 +68,8 @@ impl Mesh {
         let billing = launcher.spawn(
             "billing-svc",
             "billing-svc",
+            billing_port,
             [
-                ("LISTEN_ADDR", format!("127.0.0.1:{billing_port}")),
                 ("DATABASE_URL", billing_database.url.expose().clone()),
                 ("STRIPE_SECRET_KEY", "sk_test_abuse".to_owned()),
                 ("STRIPE_WEBHOOK_SECRET", "whsec_abuse".to_owned()),
@@ -79,12 +77,10 @@ impl Mesh {
                 ("IDENTITY_URL", format!("http://127.0.0.1:{identity_port}")),
             ],
         )?;
-        let gateway = launcher.spawn(
-            "gateway",
-            "gateway",
+        let gateway = launcher.spawn_gateway(
+            gateway_port,
+            identity_port,
             [
-                ("LISTEN_ADDR", format!("127.0.0.1:{gateway_port}")),
-                ("IDENTITY_URL", format!("http://127.0.0.1:{identity_port}")),
                 ("BILLING_URL", format!("http://127.0.0.1:{billing_port}")),
                 ("TRUSTED_PROXIES", "1".to_owned()),
                 ("DOWNSTREAM_TIMEOUT_MS", "30000".to_owned()),
@@ -126,9 +122,7 @@ pub(crate) async fn run() -> anyhow::Result<()> {
     idle_connections(&mesh, &http).await?;
     forged_forwarded_for(&mesh, &http).await?;
     victims_reactivation(&mesh, &http).await?;
-    for process in mesh.processes {
-        process.stop().await?;
-    }
+    stop_all(mesh.processes).await?;
     println!("\nabuse suite: every case answered as it must");
     Ok(())
 }

@@ -58,46 +58,47 @@ pub(crate) async fn run(
     concurrency: usize,
     window: Duration,
 ) -> anyhow::Result<Outcome> {
+    on_own_thread(async move {
+        let mut streams = Vec::with_capacity(concurrency);
+        for _ in 0..concurrency {
+            let stream = TcpStream::connect(address).await?;
+            stream.set_nodelay(true)?;
+            streams.push(stream);
+        }
+        let deadline = Instant::now() + window;
+        let connections: Vec<_> = streams
+            .into_iter()
+            .enumerate()
+            .map(|(first, stream)| {
+                let requests = Arc::clone(&requests);
+                tokio::spawn(connection(stream, requests, first, concurrency, expect, deadline))
+            })
+            .collect();
+        let mut total = Outcome::default();
+        for connection in connections {
+            let outcome = connection.await?;
+            total.sample.merge(outcome.sample);
+            total.cache_hits += outcome.cache_hits;
+        }
+        Ok(total)
+    })
+    .await
+}
+
+/// Runs `load` on a thread and single-threaded runtime of its own: at most
+/// one core, whatever the caller's runtime does meanwhile.
+async fn on_own_thread<T: Send + 'static>(
+    load: impl std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+) -> anyhow::Result<T> {
     let (sender, receiver) = tokio::sync::oneshot::channel();
     std::thread::Builder::new().name("http-load".into()).spawn(move || {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
         let outcome = runtime
             .map_err(anyhow::Error::from)
-            .and_then(|runtime| runtime.block_on(drive(address, requests, expect, concurrency, window)));
+            .and_then(|runtime| runtime.block_on(load));
         let _ = sender.send(outcome);
     })?;
     receiver.await?
-}
-
-async fn drive(
-    address: SocketAddr,
-    requests: Arc<Vec<Request>>,
-    expect: &'static str,
-    concurrency: usize,
-    window: Duration,
-) -> anyhow::Result<Outcome> {
-    let mut streams = Vec::with_capacity(concurrency);
-    for _ in 0..concurrency {
-        let stream = TcpStream::connect(address).await?;
-        stream.set_nodelay(true)?;
-        streams.push(stream);
-    }
-    let deadline = Instant::now() + window;
-    let connections: Vec<_> = streams
-        .into_iter()
-        .enumerate()
-        .map(|(first, stream)| {
-            let requests = Arc::clone(&requests);
-            tokio::spawn(connection(stream, requests, first, concurrency, expect, deadline))
-        })
-        .collect();
-    let mut total = Outcome::default();
-    for connection in connections {
-        let outcome = connection.await?;
-        total.sample.merge(outcome.sample);
-        total.cache_hits += outcome.cache_hits;
-    }
-    Ok(total)
 }
 
 async fn connection(

@@ -73,6 +73,14 @@ pub(crate) fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Stops `processes` one after the other, in the order given.
+pub(crate) async fn stop_all(processes: Vec<Process>) -> anyhow::Result<()> {
+    for process in processes {
+        process.stop().await?;
+    }
+    Ok(())
+}
+
 /// What every process of one benchmark mesh shares (one Redis key space,
 /// one token key pair, one internal token, one log setting), and how each
 /// is started: from its release binary, killed if the benchmark stops.
@@ -95,16 +103,46 @@ impl Launcher {
         Self { common }
     }
 
-    /// Starts the binary `program` as `name`, with `settings` on top of the
-    /// common ones.
+    /// Starts identity-svc on `port` with its database at `database`,
+    /// signing tokens with `pair`, and `settings` on top.
+    pub(crate) fn spawn_identity<'a>(
+        &self,
+        port: u16,
+        database: &TestDatabase,
+        pair: &KeyPair,
+        settings: impl IntoIterator<Item = (&'a str, String)>,
+    ) -> anyhow::Result<Process> {
+        let own = [
+            ("DATABASE_URL", database.url.expose().clone()),
+            ("JWT_PRIVATE_KEY", pair.private_pem.expose().clone()),
+        ];
+        self.spawn("identity-svc", "identity-svc", port, own.into_iter().chain(settings))
+    }
+
+    /// Starts a gateway on `port` in front of identity-svc on
+    /// `identity_port`, with `settings` on top.
+    pub(crate) fn spawn_gateway<'a>(
+        &self,
+        port: u16,
+        identity_port: u16,
+        settings: impl IntoIterator<Item = (&'a str, String)>,
+    ) -> anyhow::Result<Process> {
+        let own = [("IDENTITY_URL", format!("http://127.0.0.1:{identity_port}"))];
+        self.spawn("gateway", "gateway", port, own.into_iter().chain(settings))
+    }
+
+    /// Starts the binary `program` as `name`, listening on `port`, with
+    /// `settings` on top of the common ones.
     pub(crate) fn spawn<'a>(
         &self,
         name: &'static str,
         program: &str,
+        port: u16,
         settings: impl IntoIterator<Item = (&'a str, String)>,
     ) -> anyhow::Result<Process> {
         let child = Command::new(binary(program)?)
             .envs(self.common.iter().map(|(name, value)| (*name, value.as_str())))
+            .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
             .envs(settings)
             .stdout(Stdio::null())
             .kill_on_drop(true)
@@ -149,26 +187,18 @@ impl Mesh {
         let launcher = Launcher::new(&keys, &pair, &[("RUST_LOG", "warn")]);
         let identity_port = free_port()?;
         let gateway_port = free_port()?;
-        let identity = launcher.spawn(
-            "identity-svc",
-            "identity-svc",
-            [
-                ("LISTEN_ADDR", format!("127.0.0.1:{identity_port}")),
-                ("DATABASE_URL", database.url.expose().clone()),
-                ("JWT_PRIVATE_KEY", pair.private_pem.expose().clone()),
-                // Every login comes from this one address: its limit must not
-                // be what is measured.
-                ("LOGIN_MAX_PER_CLIENT_PER_MINUTE", "1000000000".to_owned()),
-            ],
+        let identity = launcher.spawn_identity(
+            identity_port,
+            &database,
+            &pair,
+            // Every login comes from this one address: its limit must not
+            // be what is measured.
+            [("LOGIN_MAX_PER_CLIENT_PER_MINUTE", "1000000000".to_owned())],
         )?;
-        let gateway = launcher.spawn(
-            "gateway",
-            "gateway",
-            [
-                ("LISTEN_ADDR", format!("127.0.0.1:{gateway_port}")),
-                ("IDENTITY_URL", format!("http://127.0.0.1:{identity_port}")),
-                ("DOWNSTREAM_TIMEOUT_MS", "30000".to_owned()),
-            ],
+        let gateway = launcher.spawn_gateway(
+            gateway_port,
+            identity_port,
+            [("DOWNSTREAM_TIMEOUT_MS", "30000".to_owned())],
         )?;
         let mesh = Self {
             gateway_url: format!("http://127.0.0.1:{gateway_port}"),
@@ -187,10 +217,7 @@ impl Mesh {
     }
 
     pub(crate) async fn stop(self) -> anyhow::Result<()> {
-        for process in self.processes {
-            process.stop().await?;
-        }
-        Ok(())
+        stop_all(self.processes).await
     }
 }
 
@@ -229,8 +256,8 @@ impl LicenseMesh {
         let license = launcher.spawn(
             "license-svc",
             "license-svc",
+            license_port,
             [
-                ("LISTEN_ADDR", format!("127.0.0.1:{license_port}")),
                 ("DATABASE_URL", database.url.expose().clone()),
                 ("DATABASE_MAX_CONNECTIONS", pool_size.to_string()),
             ],
@@ -239,8 +266,8 @@ impl LicenseMesh {
             launcher.spawn(
                 name,
                 "gateway",
+                port,
                 [
-                    ("LISTEN_ADDR", format!("127.0.0.1:{port}")),
                     ("LICENSE_URL", format!("http://127.0.0.1:{license_port}")),
                     // One client drives all the load: its limit must not be what is measured.
                     ("VALIDATE_RATE_LIMIT_PER_SEC", "1000000000".to_owned()),
@@ -276,10 +303,7 @@ impl LicenseMesh {
     }
 
     pub(crate) async fn stop(self) -> anyhow::Result<()> {
-        for process in self.processes {
-            process.stop().await?;
-        }
-        Ok(())
+        stop_all(self.processes).await
     }
 }
 

@@ -79,9 +79,6 @@ impl Billing {
         let subscription = db::current_subscription(&mut tx, tenant.id, true)
             .await?
             .ok_or(Error::NotCancellable)?;
-        if !subscription.can_cancel() {
-            return Err(Error::NotCancellable);
-        }
         let subscription = self.cancel_locked(&mut tx, subscription, reason.as_deref()).await?;
         tx.commit().await?;
         tracing::info!(subscription = %subscription.id, "subscription cancelled at period end");
@@ -152,12 +149,11 @@ impl Billing {
         reason: Option<&str>,
     ) -> Result<Subscription, Error> {
         let now = self.now();
+        subscription.cancel(now)?;
         if let Some(stripe_id) = &subscription.stripe_subscription_id {
             let key = format!("cancel-{}-{}", subscription.id, subscription.revision);
             self.payments.set_cancel_at_period_end(stripe_id, true, key).await?;
         }
-        subscription.status = Status::Cancelled;
-        subscription.cancelled_at = Some(now);
         db::save_subscription(tx, &subscription, now).await?;
         db::mark_left(tx, subscription.tenant_id, reason, now).await?;
         let details = json!({ "reason": reason, "next_billing_date": subscription.next_billing_date });
@@ -179,18 +175,11 @@ impl Billing {
             .ok_or(Error::NotCancelled)?;
         // Ended, whether or not the expiry job has marked it yet: the
         // customer must buy again, and the message says so.
-        match subscription.status {
-            Status::Expired => return Err(Error::Expired),
-            Status::Cancelled if !subscription.can_reactivate(now) => return Err(Error::Expired),
-            Status::Cancelled => {}
-            Status::Active | Status::Trial => return Err(Error::NotCancelled),
-        }
+        subscription.undo_cancel(now)?;
         if let Some(stripe_id) = &subscription.stripe_subscription_id {
             let key = format!("reactivate-{}-{}", subscription.id, subscription.revision);
             self.payments.set_cancel_at_period_end(stripe_id, false, key).await?;
         }
-        subscription.status = Status::Active;
-        subscription.cancelled_at = None;
         db::save_subscription(&mut tx, &subscription, now).await?;
         db::clear_left(&mut tx, tenant.id).await?;
         db::set_account_closed(&mut tx, tenant.id, None).await?;

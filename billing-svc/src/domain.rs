@@ -191,7 +191,44 @@ pub struct Subscription {
     pub revision: i32,
 }
 
+/// Why a subscription cannot make the change asked of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Only an active or trial subscription can be cancelled.
+    NotCancellable,
+    /// Only a cancelled subscription can be undone.
+    NotCancelled,
+    /// Its paid period is over (whether or not the expiry job has marked
+    /// it yet): the customer must buy again.
+    Expired,
+}
+
 impl Subscription {
+    /// Cancelled at the end of the paid period, from `now`: only an active
+    /// or trial subscription. The billing date does not move.
+    pub fn cancel(&mut self, now: DateTime<Utc>) -> Result<(), Refused> {
+        if !self.can_cancel() {
+            return Err(Refused::NotCancellable);
+        }
+        self.status = Status::Cancelled;
+        self.cancelled_at = Some(now);
+        Ok(())
+    }
+
+    /// A cancellation undone (seed 003): only from `cancelled`, only before
+    /// the paid period ends; the billing date does not move.
+    pub fn undo_cancel(&mut self, now: DateTime<Utc>) -> Result<(), Refused> {
+        match self.status {
+            Status::Expired => return Err(Refused::Expired),
+            Status::Cancelled if !self.can_reactivate(now) => return Err(Refused::Expired),
+            Status::Cancelled => {}
+            Status::Active | Status::Trial => return Err(Refused::NotCancelled),
+        }
+        self.status = Status::Active;
+        self.cancelled_at = None;
+        Ok(())
+    }
+
     pub fn can_cancel(&self) -> bool {
         matches!(self.status, Status::Active | Status::Trial)
     }
@@ -216,6 +253,66 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn subscription(status: Status, next_billing_date: DateTime<Utc>) -> Subscription {
+        Subscription {
+            id: uuid::Uuid::nil(),
+            tenant_id: uuid::Uuid::nil(),
+            stripe_subscription_id: None,
+            product: product(Plan::Grower, BillingPeriod::Monthly),
+            status,
+            next_billing_date,
+            cancelled_at: None,
+            payment_failed_at: None,
+            revision: 0,
+        }
+    }
+
+    #[test]
+    fn only_an_active_or_trial_subscription_is_cancelled_and_keeps_its_billing_date() {
+        let now = Utc::now();
+        let ends = now + chrono::Duration::days(10);
+        for status in [Status::Active, Status::Trial] {
+            let mut running = subscription(status, ends);
+            running.cancel(now).expect("cancellable");
+            assert_eq!(running.status, Status::Cancelled);
+            assert_eq!(running.cancelled_at, Some(now));
+            assert_eq!(running.next_billing_date, ends);
+        }
+        for status in [Status::Cancelled, Status::Expired] {
+            let mut stopped = subscription(status, ends);
+            assert_eq!(stopped.cancel(now), Err(Refused::NotCancellable));
+            assert_eq!(stopped.status, status, "a refusal changes nothing");
+        }
+    }
+
+    #[test]
+    fn a_cancellation_is_undone_only_before_the_paid_period_ends() {
+        let now = Utc::now();
+        let ends = now + chrono::Duration::days(10);
+        let mut cancelled = subscription(Status::Cancelled, ends);
+        cancelled.cancelled_at = Some(now);
+        cancelled.undo_cancel(now).expect("undone");
+        assert_eq!(cancelled.status, Status::Active);
+        assert_eq!(cancelled.cancelled_at, None);
+        assert_eq!(cancelled.next_billing_date, ends);
+
+        let mut over = subscription(Status::Cancelled, now);
+        assert_eq!(over.undo_cancel(now), Err(Refused::Expired));
+        assert_eq!(over.status, Status::Cancelled, "a refusal changes nothing");
+        assert_eq!(
+            subscription(Status::Expired, ends).undo_cancel(now),
+            Err(Refused::Expired)
+        );
+        assert_eq!(
+            subscription(Status::Active, ends).undo_cancel(now),
+            Err(Refused::NotCancelled)
+        );
+        assert_eq!(
+            subscription(Status::Trial, ends).undo_cancel(now),
+            Err(Refused::NotCancelled)
+        );
+    }
 
     fn product(plan: Plan, period: BillingPeriod) -> Product {
         Product { plan, period }

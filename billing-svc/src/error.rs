@@ -99,3 +99,13 @@ impl From<Error> for Failure {
         refusal.into()
     }
 }
+
+impl From<crate::domain::Refused> for Error {
+    fn from(refused: crate::domain::Refused) -> Self {
+        match refused {
+            crate::domain::Refused::NotCancellable => Self::NotCancellable,
+            crate::domain::Refused::NotCancelled => Self::NotCancelled,
+            crate::domain::Refused::Expired => Self::Expired,
+        }
+    }
+}

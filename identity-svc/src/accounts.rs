@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use platform::{
     auth::{Caller, Role, SessionFloors, TokenSigner},
     clock::Clock,
-    limits::Limiter,
+    limits::{Limiter, Rate},
     mail,
     outbox::Waker,
 };
@@ -160,7 +160,11 @@ impl Accounts {
             retry_after: limited.retry_after,
         };
         self.limiter
-            .hit("login-client", client, limits.max_per_client_per_minute, MINUTE)
+            .hit(
+                "login-client",
+                client,
+                Rate::new(limits.max_per_client_per_minute, MINUTE),
+            )
             .await?
             .map_err(throttled)?;
         let parsed = Email::parse(email);
@@ -169,9 +173,9 @@ impl Accounts {
             "{}:{client}",
             tokens::digest(parsed.as_ref().map_or(email.trim(), Email::as_str))
         );
-        let (failures, window) = (limits.max_failures_per_account_per_client, limits.failure_window);
+        let failures = Rate::new(limits.max_failures_per_account_per_client, limits.failure_window);
         self.limiter
-            .check("login-failures", &account_at_client, failures, window)
+            .check("login-failures", &account_at_client, failures)
             .await?
             .map_err(throttled)?;
         let account = match parsed {
@@ -181,7 +185,7 @@ impl Accounts {
         let stored = account.as_ref().map(|account| account.password_hash.as_str());
         if !self.hasher.verify(password, stored).await? {
             self.limiter
-                .hit("login-failures", &account_at_client, failures, window)
+                .hit("login-failures", &account_at_client, failures)
                 .await?
                 .ok();
             return Err(Error::InvalidCredentials);
@@ -243,9 +247,7 @@ impl Accounts {
         let now = self.clock.now();
         let mut tx = self.pool.begin().await?;
         let account = db::users::lock(&mut tx, target).await?.ok_or(Error::UserNotFound)?;
-        if !account.is_active {
-            return Err(Error::AlreadyInactive);
-        }
+        account.may_deactivate()?;
         let account = db::users::deactivate(&mut tx, target, reason, comment.as_deref(), now).await?;
         let data = json!({ "reason": reason.as_str(), "comment": comment });
         db::events::record(&mut tx, target, EventKind::Deactivated, data, Some(caller.user_id), now).await?;
@@ -334,9 +336,7 @@ impl Accounts {
         let note = note.map(|text| text.trim().to_owned()).filter(|text| !text.is_empty());
         let mut tx = self.pool.begin().await?;
         let account = db::users::lock(&mut tx, target).await?.ok_or(Error::UserNotFound)?;
-        if account.is_active {
-            return Err(Error::AlreadyActive);
-        }
+        account.may_reactivate()?;
         let previous_reason = account.deactivation_reason.map(DeactivationReason::as_str);
         let data = json!({ "via": "admin", "note": note, "previous_reason": previous_reason });
         let account = self

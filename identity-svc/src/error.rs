@@ -121,3 +121,12 @@ impl From<Error> for Failure {
         refusal.into()
     }
 }
+
+impl From<crate::domain::account::Refused> for Error {
+    fn from(refused: crate::domain::account::Refused) -> Self {
+        match refused {
+            crate::domain::account::Refused::AlreadyInactive => Self::AlreadyInactive,
+            crate::domain::account::Refused::AlreadyActive => Self::AlreadyActive,
+        }
+    }
+}

@@ -17,7 +17,7 @@
 //! Reactivation restores the account, not the subscription or product
 //! access: the customer buys a plan again.
 
-use platform::{mail, outbox::Rejected, telemetry};
+use platform::{limits::Rate, mail, outbox::Rejected, telemetry};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -55,7 +55,11 @@ impl Accounts {
             retry_after: limited.retry_after,
         };
         self.limiter
-            .hit("reactivation-client", client, settings.max_per_client_per_hour, HOUR)
+            .hit(
+                "reactivation-client",
+                client,
+                Rate::new(settings.max_per_client_per_hour, HOUR),
+            )
             .await?
             .map_err(limited)?;
         self.limiter
@@ -63,7 +67,11 @@ impl Accounts {
             .await?
             .map_err(limited)?;
         self.limiter
-            .hit("reactivation-email", &subject, settings.max_per_email_per_hour, HOUR)
+            .hit(
+                "reactivation-email",
+                &subject,
+                Rate::new(settings.max_per_email_per_hour, HOUR),
+            )
             .await?
             .map_err(limited)?;
         effects::owe_reactivation_request(&mut tx, Uuid::now_v7(), email.as_str()).await?;
@@ -79,11 +87,7 @@ impl Accounts {
     pub(crate) async fn send_reactivation_link(&self, request: Uuid, email: &str) -> anyhow::Result<()> {
         let email = Email::parse(email).map_err(|message| Rejected(format!("malformed email: {message}")))?;
         let mail_key = format!("reactivation-link:{request}");
-        let already_owed: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM outbox WHERE idempotency_key = $1)")
-            .bind(&mail_key)
-            .fetch_one(&self.pool)
-            .await?;
-        if already_owed {
+        if db::outbox::is_owed(&mut *self.pool.acquire().await?, &mail_key).await? {
             tracing::info!(%request, "reactivation request already answered");
             return Ok(());
         }

@@ -60,14 +60,9 @@ const SETTINGS: &str = "\
 
 /// The whole mesh in one process: no arguments besides `--help` and
 /// `--version`; settings come from the environment.
-#[derive(Debug, clap::Parser)]
-#[command(version, about, after_help = platform::cli::settings_help(SETTINGS))]
-struct Cli {}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Cli {} = clap::Parser::parse();
-    let _telemetry = platform::telemetry::init("mesh")?;
+    let _telemetry = platform::settings_only_start!(SETTINGS, "mesh")?;
     let server = Secret::new(
         config::optional("DATABASE_URL").unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".into()),
     );

@@ -51,6 +51,37 @@ pub fn settings_help(own: &str) -> String {
     format!("Settings (environment variables):\n{own}{TELEMETRY_SETTINGS}")
 }
 
+/// Re-exported for [`crate::settings_only_start`], which builds the calling
+/// crate's command.
+pub use clap;
+
+/// Parses the command line of a binary that takes no arguments besides
+/// `--help` and `--version` (its settings all come from the environment,
+/// `own` listed in the help), then starts its telemetry as `service`.
+pub fn start_settings_only(
+    command: clap::Command,
+    own: &str,
+    service: &str,
+) -> anyhow::Result<crate::telemetry::Telemetry> {
+    command.after_help(settings_help(own)).get_matches();
+    crate::telemetry::init(service)
+}
+
+/// [`start_settings_only`] with the calling crate's name, version and
+/// description, as `#[command(version, about)]` would give them.
+#[macro_export]
+macro_rules! settings_only_start {
+    ($settings:expr, $service:expr $(,)?) => {
+        $crate::cli::start_settings_only(
+            $crate::cli::clap::Command::new(env!("CARGO_PKG_NAME"))
+                .version(env!("CARGO_PKG_VERSION"))
+                .about(env!("CARGO_PKG_DESCRIPTION")),
+            $settings,
+            $service,
+        )
+    };
+}
+
 /// `check-config`: the effective settings as `Debug` prints them, where
 /// every [`crate::config::Secret`] shows `[redacted]`.
 pub fn print_settings(config: &impl Debug) {

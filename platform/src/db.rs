@@ -109,6 +109,26 @@ pub fn database_url(server_url: &Secret<String>, name: &str) -> Secret<String> {
     Secret::new(result)
 }
 
+/// Runs an insert into a service's `admin_reads` table whose leading
+/// placeholders (who read, and whose data) `insert` has already bound, and
+/// whose last three are what was read, the current request's trace id and
+/// when — the stamp every admin read carries, so support can find the
+/// request's trace from the record.
+pub async fn record_admin_read<'q>(
+    connection: &mut sqlx::PgConnection,
+    insert: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    what: &'q str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), sqlx::Error> {
+    insert
+        .bind(what)
+        .bind(crate::telemetry::current_trace_id())
+        .bind(now)
+        .execute(connection)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,7 @@
 //! Rate limits kept in Redis, shared by every replica.
 //!
-//! [`Limiter::hit`] counts one attempt against a fixed window (`limit` per
-//! `window`); [`Limiter::cooldown`] allows one attempt per `period`. Both
+//! [`Limiter::hit`] counts one attempt against a fixed window (a [`Rate`]:
+//! `limit` per `window`); [`Limiter::cooldown`] allows one attempt per `period`. Both
 //! answer how long the caller must wait when refused, for `Retry-After`.
 
 use std::time::Duration;
@@ -29,6 +29,19 @@ pub struct Limited {
     pub retry_after: Duration,
 }
 
+/// A fixed-window limit: at most `limit` attempts per `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub limit: u32,
+    pub window: Duration,
+}
+
+impl Rate {
+    pub fn new(limit: u32, window: Duration) -> Self {
+        Self { limit, window }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Limiter {
     kv: Kv,
@@ -40,14 +53,9 @@ impl Limiter {
     }
 
     /// Counts one attempt for `subject` under `name`; refused once more than
-    /// `limit` attempts fall in the current window.
-    pub async fn hit(
-        &self,
-        name: &str,
-        subject: &str,
-        limit: u32,
-        window: Duration,
-    ) -> anyhow::Result<Result<(), Limited>> {
+    /// `rate.limit` attempts fall in the current window.
+    pub async fn hit(&self, name: &str, subject: &str, rate: Rate) -> anyhow::Result<Result<(), Limited>> {
+        let Rate { limit, window } = rate;
         let (key, refusal) = self.window(name, subject, window);
         let window_secs = window.as_secs().max(1);
         // Repeated on a dropped connection: at worst one attempt is counted
@@ -83,15 +91,10 @@ impl Limiter {
         (key, Limited { retry_after })
     }
 
-    /// Whether `subject` is already over `limit` in the current window,
+    /// Whether `subject` is already over `rate.limit` in the current window,
     /// without counting an attempt (for limits counted only on failure).
-    pub async fn check(
-        &self,
-        name: &str,
-        subject: &str,
-        limit: u32,
-        window: Duration,
-    ) -> anyhow::Result<Result<(), Limited>> {
+    pub async fn check(&self, name: &str, subject: &str, rate: Rate) -> anyhow::Result<Result<(), Limited>> {
+        let Rate { limit, window } = rate;
         let (key, refusal) = self.window(name, subject, window);
         // A read: safe to repeat on a fresh connection.
         let count: Option<u32> = self

@@ -9,7 +9,7 @@ use std::{
 use platform::{
     outbox::{self, Deliver, Entry, Rejected, Relay, Waker},
     shutdown::Shutdown,
-    testing::TestDatabase,
+    testing::{TestDatabase, eventually, eventually_some},
 };
 use serde_json::json;
 use sqlx::PgPool;
@@ -77,14 +77,8 @@ fn start(pool: &PgPool, receiver: &Receiver, shutdown: &Shutdown) -> Waker {
     waker
 }
 
-async fn wait_until(mut done: impl FnMut() -> bool) {
-    for _ in 0..300 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("condition not reached in time");
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    eventually(what, || std::future::ready(done())).await;
 }
 
 #[tokio::test]
@@ -96,7 +90,9 @@ async fn an_entry_is_delivered_once_and_its_payload_cleared() {
     start(&pool, &receiver, &shutdown).wake();
     enqueue(&pool, "a").await;
     enqueue(&pool, "a").await; // the same effect recorded twice
-    wait_until(|| receiver.received().len() == 1).await;
+    wait_until("one delivery", || receiver.received().len() == 1).await;
+    // Proving the duplicate is never delivered: nothing to poll for, so a
+    // pause of several poll intervals for a second delivery to show.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(receiver.received(), ["a"]);
     let (payload, delivered): (Option<serde_json::Value>, bool) =
@@ -118,17 +114,23 @@ async fn a_receiver_that_is_down_delays_the_entry_but_does_not_lose_it() {
     let shutdown = Shutdown::new();
     start(&pool, &receiver, &shutdown);
     enqueue(&pool, "b").await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let (attempts, error): (i32, Option<String>) =
-        sqlx::query_as("SELECT attempts, last_error FROM outbox WHERE idempotency_key = 'b'")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let (attempts, error) = eventually_some("the entry retried", || async {
+        let (attempts, error): (i32, Option<String>) =
+            sqlx::query_as("SELECT attempts, last_error FROM outbox WHERE idempotency_key = 'b'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        (attempts >= 2).then_some((attempts, error))
+    })
+    .await;
     assert!(attempts >= 2, "retried, {attempts} attempts");
     assert_eq!(error.as_deref(), Some("receiver unavailable"));
 
     receiver.set(Mode::Up);
-    wait_until(|| receiver.received() == ["b"]).await;
+    wait_until("the entry delivered once the receiver is up", || {
+        receiver.received() == ["b"]
+    })
+    .await;
     shutdown.trigger();
 }
 
@@ -141,13 +143,18 @@ async fn a_rejected_entry_is_parked_not_retried() {
     let shutdown = Shutdown::new();
     start(&pool, &receiver, &shutdown);
     enqueue(&pool, "c").await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let (attempts, parked, error): (i32, bool, String) = sqlx::query_as(
-        "SELECT attempts, next_attempt_at = 'infinity', last_error FROM outbox WHERE idempotency_key = 'c'",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    // Parked is final: a parked entry is never tried again, so its attempts
+    // once parked are all it will ever have.
+    let (attempts, parked, error) = eventually_some("the entry parked", || async {
+        let (attempts, parked, error): (i32, bool, Option<String>) = sqlx::query_as(
+            "SELECT attempts, next_attempt_at = 'infinity', last_error FROM outbox WHERE idempotency_key = 'c'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        parked.then_some((attempts, parked, error.unwrap_or_default()))
+    })
+    .await;
     assert_eq!(attempts, 1);
     assert!(parked);
     assert!(error.contains("malformed"));
@@ -165,7 +172,9 @@ async fn two_relays_never_deliver_the_same_entry_twice() {
     }
     start(&pool, &receiver, &shutdown).wake();
     start(&pool, &receiver, &shutdown).wake();
-    wait_until(|| receiver.received().len() >= 40).await;
+    wait_until("forty deliveries", || receiver.received().len() >= 40).await;
+    // Proving no entry is delivered twice: nothing to poll for, so a pause
+    // of several poll intervals for a second delivery to show.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let mut received = receiver.received();
     received.sort();

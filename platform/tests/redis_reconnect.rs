@@ -4,7 +4,11 @@
 
 use std::time::Duration;
 
-use platform::{kv::Kv, limits::Limiter, testing::redis_proxy::RedisProxy};
+use platform::{
+    kv::Kv,
+    limits::{Limiter, Rate},
+    testing::redis_proxy::RedisProxy,
+};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -21,10 +25,13 @@ async fn limiter_behind(proxy: &RedisProxy) -> Limiter {
 async fn a_limit_check_after_the_connection_dropped_is_answered() {
     let proxy = RedisProxy::start().await;
     let limiter = limiter_behind(&proxy).await;
-    limiter.hit("test", "ada", 1, MINUTE).await.unwrap().unwrap();
+    limiter.hit("test", "ada", Rate::new(1, MINUTE)).await.unwrap().unwrap();
 
     proxy.cut();
-    let over = limiter.check("test", "ada", 1, MINUTE).await.expect("answered");
+    let over = limiter
+        .check("test", "ada", Rate::new(1, MINUTE))
+        .await
+        .expect("answered");
     assert!(over.is_err(), "the attempt counted before the drop still counts");
 }
 
@@ -32,7 +39,11 @@ async fn a_limit_check_after_the_connection_dropped_is_answered() {
 async fn a_cooldown_after_the_connection_dropped_is_answered_and_still_holds() {
     let proxy = RedisProxy::start().await;
     let limiter = limiter_behind(&proxy).await;
-    limiter.check("test", "ada", 1, MINUTE).await.unwrap().unwrap();
+    limiter
+        .check("test", "ada", Rate::new(1, MINUTE))
+        .await
+        .unwrap()
+        .unwrap();
 
     proxy.cut();
     let first = limiter.cooldown("test", "ada", MINUTE).await.expect("answered");

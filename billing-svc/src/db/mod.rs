@@ -1,8 +1,10 @@
 //! Tenants, subscriptions and billing events in Postgres; the reminders
-//! owed ([`reminders`]) and the figures support reads ([`reports`]).
+//! owed ([`reminders`]), the figures support reads ([`reports`]) and the
+//! Stripe events applied or failed ([`webhooks`]).
 
 pub mod reminders;
 pub mod reports;
+pub mod webhooks;
 
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, TimeZone as _, Utc};
 use serde_json::{Value, json};
-use sqlx::{PgConnection, PgPool};
+use sqlx::PgConnection;
 use stripe_billing::SubscriptionStatus;
 use uuid::Uuid;
 
@@ -44,7 +44,7 @@ fn timestamp(seconds: i64) -> DateTime<Utc> {
 
 impl Billing {
     pub(super) async fn apply(&self, event: &Event) -> Result<Outcome, Error> {
-        if already_applied(&self.pool, &event.id).await? {
+        if db::webhooks::already_applied(&self.pool, &event.id).await? {
             return Ok(Outcome::Duplicate);
         }
         let object = &event.data.object;
@@ -68,17 +68,7 @@ impl Billing {
 
         let now = self.now();
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO stripe_events (event_id, event_type, applied_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(&event.id)
-        .bind(&event.kind)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
+        if !db::webhooks::record_applied(&mut *tx, &event.id, &event.kind, now).await? {
             // A concurrent delivery of the same event won.
             return Ok(Outcome::Duplicate);
         }
@@ -94,11 +84,7 @@ impl Billing {
             (_, Fetched::Subscription(subscription)) => self.sync(&mut tx, &subscription, cause, now).await?,
             _ => Outcome::Ignored,
         };
-        sqlx::query("UPDATE failed_webhooks SET resolved_at = $2 WHERE event_id = $1 AND resolved_at IS NULL")
-            .bind(&event.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+        db::webhooks::resolve_failed(&mut *tx, &event.id, now).await?;
         tx.commit().await?;
         self.waker.wake();
         Ok(outcome)
@@ -365,11 +351,4 @@ impl Billing {
         db::save_subscription(connection, &local, now).await?;
         Ok(Outcome::Applied)
     }
-}
-
-async fn already_applied(pool: &PgPool, event_id: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM stripe_events WHERE event_id = $1)")
-        .bind(event_id)
-        .fetch_one(pool)
-        .await
 }

@@ -2,7 +2,6 @@
 //! pricing with the welcome-back offer, Stripe Checkout and its return.
 
 use axum::{
-    Extension,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
@@ -13,9 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     PageError,
-    session::{self, CheckedForm, CsrfToken, SignedIn},
+    session::{self, CheckedForm, Customer},
 };
-use crate::{AppState, extract::RequestId, problem::Problem};
+use crate::{AppState, problem::Problem};
 
 /// The caller's subscription, as billing-svc has it.
 pub async fn current_subscription(
@@ -116,10 +115,7 @@ fn dollars(cents: i64) -> String {
 
 /// `GET /subscription` (seed 003).
 pub async fn subscription(
-    Extension(state): Extension<AppState>,
-    RequestId(request_id): RequestId,
-    CsrfToken(csrf): CsrfToken,
-    SignedIn(caller): SignedIn,
+    customer: Customer,
     axum::extract::Query(query): axum::extract::Query<Outcome>,
 ) -> Result<Response, PageError> {
     let notice = match query.done.as_deref() {
@@ -127,7 +123,7 @@ pub async fn subscription(
         Some("reactivated") => Some("Subscription reactivated successfully!"),
         _ => None,
     };
-    subscription_page(&state, &caller, &request_id, &csrf, notice, None, StatusCode::OK).await
+    subscription_page(&customer, notice, None, StatusCode::OK).await
 }
 
 /// Which change the subscription page reports (a fixed word, never text).
@@ -137,15 +133,14 @@ pub struct Outcome {
 }
 
 async fn subscription_page(
-    state: &AppState,
-    caller: &Caller,
-    request_id: &str,
-    csrf: &str,
+    customer: &Customer,
     notice: Option<&str>,
     error: Option<String>,
     status: StatusCode,
 ) -> Result<Response, PageError> {
-    let subscription = SubscriptionPage::from(current_subscription(state, caller, request_id).await?);
+    let (state, csrf) = (&customer.state, &customer.csrf);
+    let subscription =
+        SubscriptionPage::from(current_subscription(state, &customer.caller, &customer.request_id).await?);
     Ok(state.web.render_status(
         status,
         "subscription.html",
@@ -157,69 +152,28 @@ async fn subscription_page(
 pub struct NoFields {}
 
 /// The cancel dialog's "Yes, Cancel".
-pub async fn cancel(
-    Extension(state): Extension<AppState>,
-    RequestId(request_id): RequestId,
-    CsrfToken(csrf): CsrfToken,
-    SignedIn(caller): SignedIn,
-    CheckedForm(_): CheckedForm<NoFields>,
-) -> Result<Response, PageError> {
-    let request = state.calls.on_behalf(
-        &caller,
-        &request_id,
-        pb::CancelSubscriptionRequest { reason: String::new() },
-    );
-    let answer = state.billing.clone().cancel_subscription(request).await;
-    changed(
-        &state,
-        &caller,
-        &request_id,
-        &csrf,
-        answer,
-        "/subscription?done=cancelled",
-    )
-    .await
+pub async fn cancel(customer: Customer, CheckedForm(_): CheckedForm<NoFields>) -> Result<Response, PageError> {
+    let request = customer.request(pb::CancelSubscriptionRequest { reason: String::new() });
+    let answer = customer.state.billing.clone().cancel_subscription(request).await;
+    changed(&customer, answer, "/subscription?done=cancelled").await
 }
 
 /// The reactivate dialog's "Yes, Reactivate" (undoing the cancellation).
-pub async fn undo_cancel(
-    Extension(state): Extension<AppState>,
-    RequestId(request_id): RequestId,
-    CsrfToken(csrf): CsrfToken,
-    SignedIn(caller): SignedIn,
-    CheckedForm(_): CheckedForm<NoFields>,
-) -> Result<Response, PageError> {
-    let request = state
-        .calls
-        .on_behalf(&caller, &request_id, pb::ReactivateSubscriptionRequest {});
-    let answer = state.billing.clone().reactivate_subscription(request).await;
-    changed(
-        &state,
-        &caller,
-        &request_id,
-        &csrf,
-        answer,
-        "/subscription?done=reactivated",
-    )
-    .await
+pub async fn undo_cancel(customer: Customer, CheckedForm(_): CheckedForm<NoFields>) -> Result<Response, PageError> {
+    let request = customer.request(pb::ReactivateSubscriptionRequest {});
+    let answer = customer.state.billing.clone().reactivate_subscription(request).await;
+    changed(&customer, answer, "/subscription?done=reactivated").await
 }
 
 /// After a change from the subscription page's dialogs: back to the page
 /// at `done`; or, refused, the page as it now stands with why (a Stripe
 /// outage says to try again: nothing changed).
-async fn changed<T>(
-    state: &AppState,
-    caller: &Caller,
-    request_id: &str,
-    csrf: &str,
-    answer: Result<T, tonic::Status>,
-    done: &str,
-) -> Result<Response, PageError> {
+async fn changed<T>(customer: &Customer, answer: Result<T, tonic::Status>, done: &str) -> Result<Response, PageError> {
     match answer {
         Ok(_) => Ok(Redirect::to(done).into_response()),
         Err(status) => {
             let (error, code) = shown_refusal(status)?;
-            subscription_page(state, caller, request_id, csrf, None, Some(error), code).await
+            subscription_page(customer, None, Some(error), code).await
         }
     }
 }
@@ -264,24 +218,13 @@ struct PriceCard {
 
 /// `GET /pricing` (seed 004): three plans, monthly and annual; with the
 /// offer banner and the first payment's price for an eligible customer.
-pub async fn pricing(
-    Extension(state): Extension<AppState>,
-    RequestId(request_id): RequestId,
-    CsrfToken(csrf): CsrfToken,
-    SignedIn(caller): SignedIn,
-) -> Result<Response, PageError> {
-    pricing_page(&state, &caller, &request_id, &csrf, None, StatusCode::OK).await
+pub async fn pricing(customer: Customer) -> Result<Response, PageError> {
+    pricing_page(&customer, None, StatusCode::OK).await
 }
 
-async fn pricing_page(
-    state: &AppState,
-    caller: &Caller,
-    request_id: &str,
-    csrf: &str,
-    error: Option<String>,
-    status: StatusCode,
-) -> Result<Response, PageError> {
-    let request = state.calls.on_behalf(caller, request_id, pb::GetPricingRequest {});
+async fn pricing_page(customer: &Customer, error: Option<String>, status: StatusCode) -> Result<Response, PageError> {
+    let (state, csrf) = (&customer.state, &customer.csrf);
+    let request = customer.request(pb::GetPricingRequest {});
     let pricing = state.billing.clone().get_pricing(request).await?.into_inner();
     let plans = [
         (
@@ -352,13 +295,7 @@ pub struct CheckoutForm {
 /// "Subscribe": a Stripe Checkout session, and the browser sent there. The
 /// hop is a page (with a link, refreshed at once), not a redirect: a
 /// redirect after a form would have to pass the CSP's `form-action`.
-pub async fn checkout(
-    Extension(state): Extension<AppState>,
-    RequestId(request_id): RequestId,
-    CsrfToken(csrf): CsrfToken,
-    SignedIn(caller): SignedIn,
-    CheckedForm(form): CheckedForm<CheckoutForm>,
-) -> Result<Response, PageError> {
+pub async fn checkout(customer: Customer, CheckedForm(form): CheckedForm<CheckoutForm>) -> Result<Response, PageError> {
     let plan = match form.plan.as_str() {
         "grower" => pb::Plan::Grower,
         "builder" => pb::Plan::Builder,
@@ -374,15 +311,15 @@ pub async fn checkout(
         plan: plan.into(),
         billing_period: period.into(),
     };
-    let request = state.calls.on_behalf(&caller, &request_id, message);
-    match state.billing.clone().create_checkout_session(request).await {
+    let request = customer.request(message);
+    match customer.state.billing.clone().create_checkout_session(request).await {
         Ok(session) => {
             let url = session.into_inner().url;
-            Ok(state.web.render("checkout.html", context! { url }))
+            Ok(customer.state.web.render("checkout.html", context! { url }))
         }
         Err(status) => {
             let (error, code) = shown_refusal(status)?;
-            pricing_page(&state, &caller, &request_id, &csrf, Some(error), code).await
+            pricing_page(&customer, Some(error), code).await
         }
     }
 }

@@ -88,16 +88,10 @@ pub struct Credentials {
 
 /// The login form: signed in and sent home; or the prompt of an inactive
 /// account, leaving this browser the proof that its password was given.
-pub async fn sign_in(
-    Extension(state): Extension<AppState>,
-    RequestId(request_id): RequestId,
-    CsrfToken(csrf): CsrfToken,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    CheckedForm(form): CheckedForm<Credentials>,
-) -> Result<Response, PageError> {
+pub async fn sign_in(visitor: Visitor, CheckedForm(form): CheckedForm<Credentials>) -> Result<Response, PageError> {
+    let Visitor { state, csrf, .. } = &visitor;
     let email = form.email.trim().to_owned();
-    let answer = match start_web_session(&state, &request_id, &headers, peer, email.clone(), form.password).await {
+    let answer = match visitor.start_web_session(email.clone(), form.password).await {
         Ok(answer) => answer,
         Err(status)
             if matches!(
@@ -105,15 +99,15 @@ pub async fn sign_in(
                 tonic::Code::Unauthenticated | tonic::Code::InvalidArgument
             ) =>
         {
-            let page = login_form(&state, &csrf, context! { email, error => WRONG_CREDENTIALS });
+            let page = login_form(state, csrf, context! { email, error => WRONG_CREDENTIALS });
             return Ok(with_status(page, StatusCode::UNAUTHORIZED));
         }
         Err(status) => return Err(status.into()),
     };
     if answer.inactive {
         let page = login_form(
-            &state,
-            &csrf,
+            state,
+            csrf,
             context! { email, inactive => true, self_service => answer.self_service_reactivation },
         );
         let proof = (!answer.session_token.is_empty()).then(|| {
@@ -128,29 +122,66 @@ pub async fn sign_in(
             proof.into_iter().collect(),
         ));
     }
-    let access = answer.login.map(|login| login.access_token).unwrap_or_default();
-    let cookies = session::signed_in_cookies(&state.web, &access, &answer.session_token);
-    Ok(session::with_cookies(Redirect::to("/").into_response(), cookies))
+    Ok(signed_in(state, answer))
 }
 
-/// Logs in at identity-svc and opens a web session for this browser.
-async fn start_web_session(
-    state: &AppState,
-    request_id: &str,
-    headers: &HeaderMap,
-    peer: SocketAddr,
-    email: String,
-    password: String,
-) -> Result<pb::WebSession, tonic::Status> {
-    let request = state.calls.anonymous(
-        request_id,
-        pb::LoginRequest {
+/// This browser signed in with the web session `answer` opened: home.
+fn signed_in(state: &AppState, answer: pb::WebSession) -> Response {
+    let access = answer.login.map(|login| login.access_token).unwrap_or_default();
+    let cookies = session::signed_in_cookies(&state.web, &access, &answer.session_token);
+    session::with_cookies(Redirect::to("/").into_response(), cookies)
+}
+
+/// Who fills in the login or registration form, extracted in the order the
+/// handlers always took it: the state, the request's id, this browser's
+/// CSRF value, and the address the form comes from.
+#[derive(Debug)]
+pub struct Visitor {
+    state: AppState,
+    request_id: String,
+    csrf: String,
+    client_address: String,
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Visitor {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Extension(app) = Extension::<AppState>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Ok(RequestId(request_id)) = RequestId::from_request_parts(parts, state).await;
+        let Ok(CsrfToken(csrf)) = CsrfToken::from_request_parts(parts, state).await;
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let client_address = app.client_address(&parts.headers, peer);
+        Ok(Self {
+            state: app,
+            request_id,
+            csrf,
+            client_address,
+        })
+    }
+}
+
+impl Visitor {
+    /// Logs in at identity-svc and opens a web session for this browser.
+    async fn start_web_session(&self, email: String, password: String) -> Result<pb::WebSession, tonic::Status> {
+        let login = pb::LoginRequest {
             email,
             password,
-            client_address: state.client_address(headers, peer),
-        },
-    );
-    Ok(state.identity.clone().start_web_session(request).await?.into_inner())
+            client_address: self.client_address.clone(),
+        };
+        let request = self.state.calls.anonymous(&self.request_id, login);
+        Ok(self
+            .state
+            .identity
+            .clone()
+            .start_web_session(request)
+            .await?
+            .into_inner())
+    }
 }
 
 fn with_status(mut response: Response, status: StatusCode) -> Response {
@@ -164,17 +195,11 @@ pub async fn register_page(Extension(state): Extension<AppState>, CsrfToken(csrf
 }
 
 /// The registration form: the account is created and this browser signed in.
-pub async fn sign_up(
-    Extension(state): Extension<AppState>,
-    RequestId(request_id): RequestId,
-    CsrfToken(csrf): CsrfToken,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    CheckedForm(form): CheckedForm<Credentials>,
-) -> Result<Response, PageError> {
+pub async fn sign_up(visitor: Visitor, CheckedForm(form): CheckedForm<Credentials>) -> Result<Response, PageError> {
+    let (state, csrf) = (&visitor.state, &visitor.csrf);
     let email = form.email.trim().to_owned();
     let request = state.calls.anonymous(
-        &request_id,
+        &visitor.request_id,
         pb::RegisterRequest {
             email: email.clone(),
             password: form.password.clone(),
@@ -195,10 +220,8 @@ pub async fn sign_up(
             .render("register.html", context! { nav => "register", csrf, email, error });
         return Ok(with_status(page, problem.status_code()));
     }
-    let answer = start_web_session(&state, &request_id, &headers, peer, email, form.password).await?;
-    let access = answer.login.map(|login| login.access_token).unwrap_or_default();
-    let cookies = session::signed_in_cookies(&state.web, &access, &answer.session_token);
-    Ok(session::with_cookies(Redirect::to("/").into_response(), cookies))
+    let answer = visitor.start_web_session(email, form.password).await?;
+    Ok(signed_in(state, answer))
 }
 
 fn capitalised(text: &str) -> String {

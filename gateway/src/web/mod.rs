@@ -74,6 +74,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("error.html", include_str!("../../templates/error.html")),
     ("login.html", include_str!("../../templates/login.html")),
     ("register.html", include_str!("../../templates/register.html")),
+    ("credentials.html", include_str!("../../templates/credentials.html")),
     ("logout.html", include_str!("../../templates/logout.html")),
     ("home.html", include_str!("../../templates/home.html")),
     ("message.html", include_str!("../../templates/message.html")),
@@ -85,6 +86,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("checkout.html", include_str!("../../templates/checkout.html")),
     ("success.html", include_str!("../../templates/success.html")),
     ("subscription.html", include_str!("../../templates/subscription.html")),
+    (
+        "confirm_dialog.html",
+        include_str!("../../templates/confirm_dialog.html"),
+    ),
     ("account.html", include_str!("../../templates/account.html")),
     ("admin_notice.html", include_str!("../../templates/admin_notice.html")),
     (

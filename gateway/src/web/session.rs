@@ -181,6 +181,44 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// What a signed-in page's handler needs, extracted in the order the
+/// handlers always took it: the state, the request's id, this browser's
+/// CSRF value, then the signed-in caller.
+#[derive(Debug)]
+pub struct Customer {
+    pub state: AppState,
+    pub request_id: String,
+    pub csrf: String,
+    pub caller: Caller,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Customer {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Extension(app) = Extension::<AppState>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Ok(crate::extract::RequestId(request_id)) =
+            crate::extract::RequestId::from_request_parts(parts, state).await;
+        let Ok(CsrfToken(csrf)) = CsrfToken::from_request_parts(parts, state).await;
+        let SignedIn(caller) = SignedIn::from_request_parts(parts, state).await?;
+        Ok(Self {
+            state: app,
+            request_id,
+            csrf,
+            caller,
+        })
+    }
+}
+
+impl Customer {
+    /// `message` as a call on the customer's behalf.
+    pub fn request<M>(&self, message: M) -> tonic::Request<M> {
+        self.state.calls.on_behalf(&self.caller, &self.request_id, message)
+    }
+}
+
 /// The signed-in customer of a page.
 #[derive(Debug, Clone)]
 pub struct SignedIn(pub Caller);

@@ -149,7 +149,9 @@ async fn a_reactivation_in_a_process_of_its_own() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     mesh.wait_for_token(1).await;
-    // The delivery's span ends just after the mail server has the message.
+    // The delivery's span ends just after the mail server has the message;
+    // nothing this process can observe marks that end (only the collector,
+    // in the parent, sees the span), so a pause before the flush.
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     println!("{FLOW_DONE}");
     drop(mesh);

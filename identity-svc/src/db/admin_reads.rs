@@ -21,18 +21,13 @@ pub async fn record(
     if user_ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO admin_reads (actor_id, user_id, what, trace_id, read_at) \
          SELECT $1, read.user_id, $3, $4, $5 FROM unnest($2::uuid[]) AS read (user_id)",
     )
     .bind(actor_id)
-    .bind(user_ids)
-    .bind(what.as_str())
-    .bind(platform::telemetry::current_trace_id())
-    .bind(now)
-    .execute(connection)
-    .await?;
-    Ok(())
+    .bind(user_ids);
+    platform::db::record_admin_read(connection, insert, what.as_str(), now).await
 }
 
 /// Deletes every record of reads of `user_id`'s data: erasure leaves no

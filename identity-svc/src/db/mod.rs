@@ -3,5 +3,6 @@
 
 pub mod admin_reads;
 pub mod events;
+pub mod outbox;
 pub mod retention;
 pub mod users;

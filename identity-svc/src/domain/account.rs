@@ -64,7 +64,36 @@ pub struct Account {
     pub state_version: i64,
 }
 
+/// Why an account cannot make the change of state asked of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Only an active account can be deactivated.
+    AlreadyInactive,
+    /// Only an inactive account can be reactivated.
+    AlreadyActive,
+}
+
 impl Account {
+    /// Whether the account may be deactivated: only while active.
+    pub fn may_deactivate(&self) -> Result<(), Refused> {
+        if self.is_active {
+            Ok(())
+        } else {
+            Err(Refused::AlreadyInactive)
+        }
+    }
+
+    /// Whether the account may be reactivated: only while inactive,
+    /// whatever the reason it was deactivated for (who may bring it back is
+    /// the caller's rule).
+    pub fn may_reactivate(&self) -> Result<(), Refused> {
+        if self.is_active {
+            Err(Refused::AlreadyActive)
+        } else {
+            Ok(())
+        }
+    }
+
     pub fn roles(&self) -> Vec<Role> {
         match self.role {
             Role::Admin => vec![Role::User, Role::Admin],
@@ -122,6 +151,32 @@ pub struct AccountEvent {
 #[cfg(test)]
 mod tests {
     use super::DeactivationReason::*;
+    use super::{Account, Refused, Role, Utc, Uuid};
+
+    fn account(is_active: bool) -> Account {
+        Account {
+            id: Uuid::nil(),
+            email: "ada@example.com".to_owned(),
+            password_hash: String::new(),
+            role: Role::User,
+            is_active,
+            created_at: Utc::now(),
+            deactivated_at: None,
+            deactivation_reason: (!is_active).then_some(SelfService),
+            reactivated_at: None,
+            reactivation_count: 0,
+            last_cancellation_reason: None,
+            state_version: 1,
+        }
+    }
+
+    #[test]
+    fn only_an_active_account_is_deactivated_and_only_an_inactive_one_reactivated() {
+        assert_eq!(account(true).may_deactivate(), Ok(()));
+        assert_eq!(account(false).may_deactivate(), Err(Refused::AlreadyInactive));
+        assert_eq!(account(false).may_reactivate(), Ok(()));
+        assert_eq!(account(true).may_reactivate(), Err(Refused::AlreadyActive));
+    }
 
     #[test]
     fn only_self_and_nonpayment_allow_self_service_reactivation() {

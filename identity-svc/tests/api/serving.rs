@@ -104,12 +104,11 @@ async fn sigterm_during_an_in_flight_call_lets_it_finish() {
         .expect("start identity-svc");
 
     let endpoint = format!("http://127.0.0.1:{port}");
-    let client = loop {
-        match IdentityServiceClient::connect(endpoint.clone()).await {
-            Ok(client) => break client,
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    };
+    let client = platform::testing::eventually_some("identity-svc accepting connections", || {
+        let endpoint = endpoint.clone();
+        async move { IdentityServiceClient::connect(endpoint).await.ok() }
+    })
+    .await;
 
     // Hold an uncommitted insert of the same email: the service's insert
     // must wait for it.
@@ -131,18 +130,16 @@ async fn sigterm_during_an_in_flight_call_lets_it_finish() {
             .await
     });
     // Wait until the service's insert is blocked on our lock.
-    loop {
+    platform::testing::eventually("the service's insert waiting on the lock", || async {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
         )
         .fetch_one(&pool)
         .await
         .unwrap();
-        if waiting > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+        waiting > 0
+    })
+    .await;
 
     let pid = child.id().expect("running").to_string();
     let killed = std::process::Command::new("kill")
@@ -150,6 +147,8 @@ async fn sigterm_during_an_in_flight_call_lets_it_finish() {
         .status()
         .unwrap();
     assert!(killed.success());
+    // Proving the process does NOT exit while the call is in flight: no
+    // outcome to poll for, so a pause in which an early exit would show.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         child.try_wait().unwrap().is_none(),

@@ -17,19 +17,14 @@ pub async fn record(
     what: ReadKind,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let insert = sqlx::query(
         "INSERT INTO admin_reads (actor_id, key, owner_user_id, what, trace_id, read_at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(actor_id)
     .bind(license.key.as_str())
-    .bind(license.owner_user_id)
-    .bind(what.as_str())
-    .bind(platform::telemetry::current_trace_id())
-    .bind(now)
-    .execute(connection)
-    .await?;
-    Ok(())
+    .bind(license.owner_user_id);
+    platform::db::record_admin_read(connection, insert, what.as_str(), now).await
 }
 
 /// Deletes every record of reads of the keys spelt `keys`, or of any key

@@ -55,69 +55,83 @@ impl TryFrom<Row> for License {
 /// answers by drawing another.
 #[tracing::instrument(skip_all, fields(key = %license.key))]
 pub async fn insert(connection: &mut PgConnection, license: &License) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO license_keys (key, email, owner_user_id, key_type, expires_at, disabled_at, features, customer, \
-         created_at, updated_at, disabled_reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10)",
-    )
-    .bind(license.key.as_str())
-    .bind(license.email.as_str())
-    .bind(license.owner_user_id)
-    .bind(license.key_type.as_str())
-    .bind(license.expires_at)
-    .bind(license.disabled_at)
-    .bind(Json(&license.features))
-    .bind(Json(&license.customer))
-    .bind(license.created_at)
-    .bind(license.disabled_reason.map(DisabledReason::as_str))
-    .execute(connection)
-    .await?;
+    let insert = sqlx::query(
+        "INSERT INTO license_keys (key, owner_user_id, key_type, expires_at, disabled_at, features, customer, \
+         created_at, updated_at, disabled_reason, email) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)",
+    );
+    with_fields(insert, license, license.created_at)
+        .bind(license.email.as_str())
+        .execute(connection)
+        .await?;
     Ok(())
 }
 
 /// Writes back every mutable field of `license`.
 #[tracing::instrument(skip_all, fields(key = %license.key))]
 pub async fn update(connection: &mut PgConnection, license: &License, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    let update = sqlx::query(
         "UPDATE license_keys SET owner_user_id = $2, key_type = $3, expires_at = $4, disabled_at = $5, \
          features = $6, customer = $7, updated_at = $8, disabled_reason = $9 WHERE key = $1",
-    )
-    .bind(license.key.as_str())
-    .bind(license.owner_user_id)
-    .bind(license.key_type.as_str())
-    .bind(license.expires_at)
-    .bind(license.disabled_at)
-    .bind(Json(&license.features))
-    .bind(Json(&license.customer))
-    .bind(now)
-    .bind(license.disabled_reason.map(DisabledReason::as_str))
-    .execute(connection)
-    .await?;
+    );
+    with_fields(update, license, now).execute(connection).await?;
     Ok(())
 }
 
-/// One key, without locking it.
-#[tracing::instrument(skip(connection))]
-pub async fn find(connection: &mut PgConnection, key: &LicenseKey) -> Result<Option<License>, sqlx::Error> {
-    let statement = format!("SELECT {COLUMNS} FROM license_keys WHERE key = $1");
+/// `statement` with `license`'s fields bound as `$1` to `$9`: key, owner,
+/// type, expiry, disabling, features, customer, `at` (when it is written)
+/// and the reason it was disabled.
+fn with_fields<'q>(
+    statement: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    license: &'q License,
+    at: DateTime<Utc>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    statement
+        .bind(license.key.as_str())
+        .bind(license.owner_user_id)
+        .bind(license.key_type.as_str())
+        .bind(license.expires_at)
+        .bind(license.disabled_at)
+        .bind(Json(&license.features))
+        .bind(Json(&license.customer))
+        .bind(at)
+        .bind(license.disabled_reason.map(DisabledReason::as_str))
+}
+
+/// Every key `query` (a `SELECT {COLUMNS}`, its placeholders bound) reads.
+async fn all<'q>(
+    connection: &mut PgConnection,
+    query: sqlx::query::QueryAs<'q, sqlx::Postgres, Row, sqlx::postgres::PgArguments>,
+) -> Result<Vec<License>, sqlx::Error> {
+    query
+        .fetch_all(connection)
+        .await?
+        .into_iter()
+        .map(License::try_from)
+        .collect()
+}
+
+/// One key, read with the row lock `lock` (`""` for none).
+async fn one(connection: &mut PgConnection, key: &LicenseKey, lock: &str) -> Result<Option<License>, sqlx::Error> {
+    let statement = format!("SELECT {COLUMNS} FROM license_keys WHERE key = $1 {lock}");
     sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
         .bind(key.as_str())
         .fetch_optional(connection)
         .await?
         .map(License::try_from)
         .transpose()
+}
+
+/// One key, without locking it.
+#[tracing::instrument(skip(connection))]
+pub async fn find(connection: &mut PgConnection, key: &LicenseKey) -> Result<Option<License>, sqlx::Error> {
+    one(connection, key, "").await
 }
 
 /// One key, locked until the transaction ends: two actions on one key
 /// happen one after the other, each seeing the other's result.
 #[tracing::instrument(skip(connection))]
 pub async fn lock(connection: &mut PgConnection, key: &LicenseKey) -> Result<Option<License>, sqlx::Error> {
-    let statement = format!("SELECT {COLUMNS} FROM license_keys WHERE key = $1 FOR UPDATE");
-    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
-        .bind(key.as_str())
-        .fetch_optional(connection)
-        .await?
-        .map(License::try_from)
-        .transpose()
+    one(connection, key, "FOR UPDATE").await
 }
 
 /// One key, kept from being erased (or changed) until the transaction
@@ -125,13 +139,7 @@ pub async fn lock(connection: &mut PgConnection, key: &LicenseKey) -> Result<Opt
 /// erasure that ran meanwhile, which waits for it or is waited for.
 #[tracing::instrument(skip(connection))]
 pub async fn hold(connection: &mut PgConnection, key: &LicenseKey) -> Result<Option<License>, sqlx::Error> {
-    let statement = format!("SELECT {COLUMNS} FROM license_keys WHERE key = $1 FOR KEY SHARE");
-    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
-        .bind(key.as_str())
-        .fetch_optional(connection)
-        .await?
-        .map(License::try_from)
-        .transpose()
+    one(connection, key, "FOR KEY SHARE").await
 }
 
 /// Which customer: their account, or their email.
@@ -202,14 +210,8 @@ pub async fn lock_of_customer(
     // The unused one is NULL, and `= NULL` matches nothing.
     let statement =
         format!("SELECT {COLUMNS} FROM license_keys WHERE owner_user_id = $1 OR email = $2 ORDER BY key FOR UPDATE");
-    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
-        .bind(user_id)
-        .bind(email)
-        .fetch_all(connection)
-        .await?
-        .into_iter()
-        .map(License::try_from)
-        .collect()
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(statement)).bind(user_id).bind(email);
+    all(connection, query).await
 }
 
 /// The keys an account owns, newest first, at most `limit`.
@@ -217,14 +219,8 @@ pub async fn lock_of_customer(
 pub async fn of_owner(connection: &mut PgConnection, owner: Uuid, limit: i64) -> Result<Vec<License>, sqlx::Error> {
     let statement =
         format!("SELECT {COLUMNS} FROM license_keys WHERE owner_user_id = $1 ORDER BY created_at DESC, key LIMIT $2");
-    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
-        .bind(owner)
-        .bind(limit)
-        .fetch_all(connection)
-        .await?
-        .into_iter()
-        .map(License::try_from)
-        .collect()
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(statement)).bind(owner).bind(limit);
+    all(connection, query).await
 }
 
 /// Listing filters; `None` means any.
@@ -268,19 +264,15 @@ pub async fn list(
            AND ($5::timestamptz IS NULL OR (created_at, key) > ($5, $6)) \
          ORDER BY created_at, key LIMIT $7"
     );
-    sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(statement))
+    let query = sqlx::query_as(sqlx::AssertSqlSafe(statement))
         .bind(filter.email.as_ref().map(Email::as_str))
         .bind(filter.key_type.map(KeyType::as_str))
         .bind(status)
         .bind(now)
         .bind(after.map(|cursor| cursor.created_at))
         .bind(after.map(|cursor| cursor.key.as_str()))
-        .bind(limit)
-        .fetch_all(connection)
-        .await?
-        .into_iter()
-        .map(License::try_from)
-        .collect()
+        .bind(limit);
+    all(connection, query).await
 }
 
 /// What validation needs, and nothing else: the hot path reads one row by

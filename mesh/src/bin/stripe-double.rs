@@ -17,14 +17,9 @@ const SETTINGS: &str = "\
 
 /// No arguments besides `--help` and `--version`; settings come from the
 /// environment.
-#[derive(Debug, clap::Parser)]
-#[command(version, about, after_help = platform::cli::settings_help(SETTINGS))]
-struct Cli {}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Cli {} = clap::Parser::parse();
-    let _telemetry = platform::telemetry::init("stripe-double")?;
+    let _telemetry = platform::settings_only_start!(SETTINGS, "stripe-double")?;
     let catalogue = StripeConfig::default_catalogue()
         .map(|(id, amount, interval)| CataloguePrice::new(id, amount, interval))
         .collect();

@@ -69,8 +69,9 @@ async fn after_shutdown_the_worker_sends_nothing_more() {
 
     app.instance.stop().await;
     app.smtp.refuse(false);
-    // Many poll intervals and backoff waits: a worker left running would
-    // deliver the retry now.
+    // Proving that nothing is delivered after the stop: no outcome to poll
+    // for, so many poll intervals and backoff waits, in which a worker left
+    // running would deliver the retry.
     tokio::time::sleep(Duration::from_millis(600)).await;
 
     assert!(app.smtp.messages().is_empty());

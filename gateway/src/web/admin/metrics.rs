@@ -85,18 +85,41 @@ fn week_at<'w>(
     })
 }
 
+/// Fills in, from each of one service's `rows`, the row of the week it
+/// starts with `fill`.
+fn fill<T: Weekly>(weeks: &mut std::collections::BTreeMap<i64, Week>, rows: Vec<T>, fill: impl Fn(&mut Week, &T)) {
+    for row in rows {
+        fill(week_at(weeks, row.week_start()), &row);
+    }
+}
+
+/// A service's row of one week.
+trait Weekly {
+    fn week_start(&self) -> Option<&prost_types::Timestamp>;
+}
+
+impl Weekly for identity::FunnelWeek {
+    fn week_start(&self) -> Option<&prost_types::Timestamp> {
+        self.week_start.as_ref()
+    }
+}
+
+impl Weekly for billing::ReturnsWeek {
+    fn week_start(&self) -> Option<&prost_types::Timestamp> {
+        self.week_start.as_ref()
+    }
+}
+
 /// Each week seen by either service, oldest first, with its columns.
 fn weeks(funnel: Vec<identity::FunnelWeek>, money: Vec<billing::ReturnsWeek>) -> Vec<Week> {
     let mut weeks: std::collections::BTreeMap<i64, Week> = std::collections::BTreeMap::new();
-    for week in funnel {
-        let row = week_at(&mut weeks, week.week_start.as_ref());
+    fill(&mut weeks, funnel, |row, week| {
         row.requested = week.requested;
         row.email_sent = week.email_sent;
         row.link_opened = week.link_opened;
         row.confirmed = week.confirmed;
-    }
-    for week in money {
-        let row = week_at(&mut weeks, week.week_start.as_ref());
+    });
+    fill(&mut weeks, money, |row, week| {
         row.paid = week.returned;
         row.cancelled = week.cancelled;
         row.monthly = week.returned_monthly;
@@ -107,7 +130,7 @@ fn weeks(funnel: Vec<identity::FunnelWeek>, money: Vec<billing::ReturnsWeek>) ->
         } else {
             format!("{:.1}", week.average_days_to_return)
         };
-    }
+    });
     let mut weeks: Vec<Week> = weeks.into_values().collect();
     let top = weeks
         .iter()

@@ -14,7 +14,7 @@ pub mod metrics;
 pub mod webhooks;
 
 use axum::{
-    Extension, Router,
+    Router,
     http::{HeaderMap, HeaderValue},
     middleware,
     response::{IntoResponse, Redirect, Response},
@@ -26,9 +26,9 @@ use platform::auth::Caller;
 
 use super::{
     PageError,
-    session::{self, Cookie, CsrfToken, SignedIn},
+    session::{self, Cookie},
 };
-use crate::{AppState, extract::RequestId};
+use crate::AppState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -68,12 +68,12 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Console {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Extension(app) = Extension::<AppState>::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let Ok(RequestId(request_id)) = RequestId::from_request_parts(parts, state).await;
-        let Ok(CsrfToken(csrf)) = CsrfToken::from_request_parts(parts, state).await;
-        let SignedIn(admin) = SignedIn::from_request_parts(parts, state).await?;
+        let session::Customer {
+            state: app,
+            request_id,
+            csrf,
+            caller: admin,
+        } = session::Customer::from_request_parts(parts, state).await?;
         let notice = Notice::read(&app, &parts.headers);
         Ok(Self {
             state: app,
