@@ -11,20 +11,12 @@
 //!   again (one, or every unresolved one).
 
 use billing_svc::{BillingSvc, Config, config::SETTINGS, domain::WelcomeBack};
-use clap::{Parser, Subcommand};
-use platform::cli::ServiceCommand;
 
-#[derive(Debug, Parser)]
-#[command(version, about, after_help = platform::cli::settings_help(&format!("{}{SETTINGS}", platform::cli::SERVICE_SETTINGS)))]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
+platform::service_main!(BillingSvc, SETTINGS, Command, run);
 
-#[derive(Debug, Subcommand)]
+/// billing-svc's own operator commands.
+#[derive(Debug, clap::Subcommand)]
 enum Command {
-    #[command(flatten)]
-    Service(ServiceCommand),
     /// Create or update the welcome-back coupons at Stripe (idempotent).
     SetupCoupons,
     /// Apply failed Stripe webhooks again: one, or every unresolved one.
@@ -34,23 +26,16 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let _telemetry = platform::telemetry::init("billing-svc")?;
-    let config = Config::from_env()?;
-    match cli.command.unwrap_or(Command::Service(ServiceCommand::Serve)) {
-        Command::Service(command) => platform::service::execute::<BillingSvc>(command, config).await,
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let billing = billing_svc::connect(&config).await?;
+    match command {
         Command::SetupCoupons => {
-            let billing = billing_svc::connect(&config).await?;
             for offer in WelcomeBack::ALL {
                 let done = billing.setup_coupon(offer).await?;
                 println!("{}: {done:?}", offer.coupon);
             }
-            Ok(())
         }
         Command::ReplayWebhooks { event_id } => {
-            let billing = billing_svc::connect(&config).await?;
             let replayed = billing.replay_failed(event_id.as_deref()).await?;
             for webhook in &replayed {
                 let state = if webhook.resolved_at.is_some() {
@@ -64,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
                 );
             }
             println!("{} webhook(s) replayed", replayed.len());
-            Ok(())
         }
     }
+    Ok(())
 }

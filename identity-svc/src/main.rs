@@ -12,25 +12,17 @@
 
 use std::io::{BufRead, IsTerminal};
 
-use clap::{Parser, Subcommand};
 use identity_svc::{
     Config, IdentitySvc,
     admins::{AdminMade, create_admin},
     config::SETTINGS,
 };
-use platform::cli::ServiceCommand;
 
-#[derive(Debug, Parser)]
-#[command(version, about, after_help = platform::cli::settings_help(&format!("{}{SETTINGS}", platform::cli::SERVICE_SETTINGS)))]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-}
+platform::service_main!(IdentitySvc, SETTINGS, Command, run);
 
-#[derive(Debug, Subcommand)]
+/// identity-svc's own operator commands.
+#[derive(Debug, clap::Subcommand)]
 enum Command {
-    #[command(flatten)]
-    Service(ServiceCommand),
     /// Make an admin: a new account (its password read from standard
     /// input, e.g. `printf '%s\n' "$PASSWORD" | identity-svc create-admin EMAIL`),
     /// or an existing one given the role with --promote.
@@ -43,32 +35,22 @@ enum Command {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let _telemetry = platform::telemetry::init("identity-svc")?;
-    let config = Config::from_env()?;
-    match cli.command.unwrap_or(Command::Service(ServiceCommand::Serve)) {
-        Command::Service(command) => platform::service::execute::<IdentitySvc>(command, config).await,
-        Command::CreateAdmin { email, promote } => {
-            let stdin = std::io::stdin();
-            anyhow::ensure!(
-                promote || !stdin.is_terminal(),
-                "pipe the new admin's password in: printf '%s\\n' \"$PASSWORD\" | identity-svc create-admin {email}"
-            );
-            let mut password = String::new();
-            if !promote {
-                stdin.lock().read_line(&mut password)?;
-            }
-            let password = password.trim_end_matches(['\r', '\n']).to_owned();
-            match create_admin(&config, &email, password, promote).await? {
-                AdminMade::Created(id) => println!("admin {email} created ({id})"),
-                AdminMade::Promoted(id) => {
-                    println!("{email} ({id}) is now an admin; it takes effect at its next login")
-                }
-                AdminMade::AlreadyAdmin(id) => println!("{email} ({id}) is an admin already; nothing changed"),
-            }
-            Ok(())
-        }
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    let Command::CreateAdmin { email, promote } = command;
+    let stdin = std::io::stdin();
+    anyhow::ensure!(
+        promote || !stdin.is_terminal(),
+        "pipe the new admin's password in: printf '%s\\n' \"$PASSWORD\" | identity-svc create-admin {email}"
+    );
+    let mut password = String::new();
+    if !promote {
+        stdin.lock().read_line(&mut password)?;
     }
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    match create_admin(&config, &email, password, promote).await? {
+        AdminMade::Created(id) => println!("admin {email} created ({id})"),
+        AdminMade::Promoted(id) => println!("{email} ({id}) is now an admin; it takes effect at its next login"),
+        AdminMade::AlreadyAdmin(id) => println!("{email} ({id}) is an admin already; nothing changed"),
+    }
+    Ok(())
 }

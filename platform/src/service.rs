@@ -307,24 +307,56 @@ pub async fn execute<S: Service>(command: ServiceCommand, config: S::Config) -> 
 /// A service binary's `main`: its arguments first (`--help` needs no
 /// environment and lists `$settings` after the shared ones), then
 /// [`main`]. `$service` implements [`Service`].
+///
+/// A binary with operator commands of its own names their
+/// [`clap::Subcommand`] enum and the function running one, given the
+/// service's configuration (telemetry is started first, as for serving):
+/// `service_main!(BillingSvc, SETTINGS, Command, run)`.
 #[macro_export]
 macro_rules! service_main {
     ($service:ty, $settings:expr) => {
-        #[derive(Debug, ::clap::Parser)]
-        #[command(
-                    version,
-                    about,
-                    after_help = $crate::cli::settings_help(&format!("{}{}", $crate::cli::SERVICE_SETTINGS, $settings))
-                )]
-        struct Cli {
-            #[command(subcommand)]
-            command: Option<$crate::cli::ServiceCommand>,
-        }
+        $crate::service_main!(@cli $settings, $crate::cli::ServiceCommand);
 
         #[::tokio::main]
         async fn main() -> ::anyhow::Result<()> {
             let cli = <Cli as ::clap::Parser>::parse();
             $crate::service::main::<$service>(cli.command.unwrap_or($crate::cli::ServiceCommand::Serve)).await
+        }
+    };
+    ($service:ty, $settings:expr, $own:ty, $run:path) => {
+        #[derive(Debug, ::clap::Subcommand)]
+        enum AnyCommand {
+            #[command(flatten)]
+            Service($crate::cli::ServiceCommand),
+            #[command(flatten)]
+            Own($own),
+        }
+
+        $crate::service_main!(@cli $settings, AnyCommand);
+
+        #[::tokio::main]
+        async fn main() -> ::anyhow::Result<()> {
+            let cli = <Cli as ::clap::Parser>::parse();
+            match cli.command.unwrap_or(AnyCommand::Service($crate::cli::ServiceCommand::Serve)) {
+                AnyCommand::Service(command) => $crate::service::main::<$service>(command).await,
+                AnyCommand::Own(command) => {
+                    let _telemetry = $crate::telemetry::init(<$service as $crate::service::Service>::NAME)?;
+                    let config = <$service as $crate::service::Service>::config_from_env()?;
+                    $run(command, config).await
+                }
+            }
+        }
+    };
+    (@cli $settings:expr, $command:ty) => {
+        #[derive(Debug, ::clap::Parser)]
+        #[command(
+            version,
+            about,
+            after_help = $crate::cli::settings_help(&format!("{}{}", $crate::cli::SERVICE_SETTINGS, $settings))
+        )]
+        struct Cli {
+            #[command(subcommand)]
+            command: Option<$command>,
         }
     };
 }
