@@ -8,6 +8,24 @@ use platform::{auth::Caller, error::reason};
 
 use crate::{AppState, problem::Problem};
 
+/// The end client's address as the trusted-proxy rule reads it (the peer,
+/// or the `X-Forwarded-For` entry the configured proxies vouch for): the
+/// key of every per-client limit.
+#[derive(Debug)]
+pub struct ClientAddress(pub String);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        use axum::{extract::ConnectInfo, response::IntoResponse as _};
+        let ConnectInfo(peer) = ConnectInfo::<std::net::SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(|rejection| rejection.into_response())?;
+        Ok(Self(state.client_address(&parts.headers, peer)))
+    }
+}
+
 /// The authenticated caller, from `Authorization: Bearer …`.
 #[derive(Debug)]
 pub struct Authenticated(pub Caller);

@@ -1,22 +1,16 @@
 //! Self-service account routes: register, log in, see yourself, deactivate
 //! (seeds 000 and 001).
 
-use std::net::SocketAddr;
-
-use axum::{
-    Json,
-    extract::{ConnectInfo, State},
-    http::{HeaderMap, StatusCode},
-};
+use axum::{Json, extract::State, http::StatusCode};
 use proto::{billing::v1 as billing, identity::v1 as pb};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AccountChanged, User};
+use super::{AccountChanged, SignedInOnly, User};
 use crate::{
     AppState,
-    extract::{Body, OnBehalf, OptionalBody, RequestId},
+    extract::{Body, ClientAddress, OnBehalf, OptionalBody, RequestId},
     problem::Problem,
 };
 
@@ -136,8 +130,7 @@ async fn standing(state: &AppState, request_id: &str, token: &str) -> Option<bil
 async fn login(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(client_address): ClientAddress,
     Body(credentials): Body<Credentials>,
 ) -> Result<Json<LoggedIn>, Problem> {
     let request = state.calls.anonymous(
@@ -145,7 +138,7 @@ async fn login(
         pb::LoginRequest {
             email: credentials.email,
             password: credentials.password,
-            client_address: state.client_address(&headers, peer),
+            client_address,
         },
     );
     let session = state.identity.clone().login(request).await?.into_inner();
@@ -214,7 +207,7 @@ pub struct DeactivateUser {
     responses(
         (status = 200, description = "Deactivated", body = AccountChanged),
         (status = 400, description = "Already inactive, or a malformed field", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        SignedInOnly,
         (status = 403, description = "Another account or reason without the admin role", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn deactivate_user(
@@ -278,7 +271,7 @@ pub struct CancelAccount {
     responses(
         (status = 200, description = "Cancelled; the subscription and keys follow within moments", body = AccountChanged),
         (status = 400, description = "Already inactive", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        SignedInOnly,
     ))]
 async fn cancel_account(
     on: OnBehalf,
@@ -320,7 +313,7 @@ pub struct Erased {
     request_body(content = DeleteUser, description = "Optional; an empty body erases the caller"),
     responses(
         (status = 200, description = "Erased", body = Erased),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        SignedInOnly,
         (status = 403, description = "Another account without the admin role", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ))]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{AccountChanged, User};
+use super::{AccountChanged, AdminOnly, User};
 use crate::{
     AppState,
     extract::{OnBehalf, OptionalBody, QueryParams},
@@ -51,8 +51,7 @@ pub struct UserPage {
     responses(
         (status = 200, description = "A page of accounts", body = UserPage),
         (status = 400, description = "No email, one too long, or a malformed page token or query", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        AdminOnly,
     ))]
 async fn find_users(on: OnBehalf, QueryParams(search): QueryParams<UserSearch>) -> Result<Json<UserPage>, Problem> {
     on.caller.require_admin()?;
@@ -82,8 +81,7 @@ pub struct AdminReactivation {
     responses(
         (status = 200, description = "Reactivated", body = AccountChanged),
         (status = 400, description = "Already active, or a malformed id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        AdminOnly,
         (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn reactivate_user(
@@ -135,8 +133,7 @@ pub struct AccountEvents {
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The events", body = AccountEvents),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        AdminOnly,
     ))]
 async fn account_events(on: OnBehalf, Path(id): Path<String>) -> Result<Json<AccountEvents>, Problem> {
     on.caller.require_admin()?;

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::time;
+use super::{AdminOnly, SignedInOnly, time};
 use crate::{
     AppState,
     extract::{Body, OnBehalf, OptionalBody, RawBody, RequestId},
@@ -112,7 +112,7 @@ impl From<pb::Subscription> for SubscriptionView {
 #[utoipa::path(get, path = "/api/subscription", tag = "billing", security(("bearer" = [])),
     responses(
         (status = 200, description = "The subscription (`none` when the caller never subscribed)", body = SubscriptionView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        SignedInOnly,
     ))]
 async fn subscription(on: OnBehalf) -> Result<Json<SubscriptionView>, Problem> {
     let request = on.request(pb::GetSubscriptionRequest::default());
@@ -156,7 +156,7 @@ pub struct CancelSubscription {
     responses(
         (status = 200, description = "Cancelled at period end", body = SubscriptionChanged),
         (status = 400, description = "Not an active or trial subscription", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        SignedInOnly,
         (status = 404, description = "Tenant not found", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Stripe unavailable; nothing changed, try again", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -189,7 +189,7 @@ async fn cancel_subscription(
     responses(
         (status = 200, description = "Reactivated", body = SubscriptionChanged),
         (status = 400, description = "\"Only cancelled subscriptions can be reactivated\", or \"Subscription has expired. Please purchase a new subscription.\"", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        SignedInOnly,
         (status = 404, description = "Tenant not found", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "Stripe unavailable; nothing changed, try again", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -239,7 +239,7 @@ fn dollars(cents: i64) -> String {
 #[utoipa::path(get, path = "/api/pricing", tag = "billing", security(("bearer" = [])),
     responses(
         (status = 200, description = "Prices", body = PricingView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        SignedInOnly,
     ))]
 async fn pricing(on: OnBehalf) -> Result<Json<PricingView>, Problem> {
     let request = on.request(pb::GetPricingRequest {});
@@ -291,7 +291,7 @@ pub struct CheckoutView {
     responses(
         (status = 200, description = "The Checkout session", body = CheckoutView),
         (status = 400, description = "Unknown plan or period; already subscribed (`ALREADY_SUBSCRIBED`); or a cancelled subscription still runs (`CANCELLED_SUBSCRIPTION_RUNNING`: undo the cancellation instead)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
+        SignedInOnly,
         (status = 503, description = "Stripe unavailable; try again", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn create_checkout_session(
@@ -407,8 +407,7 @@ pub struct ReactivationMetricsView {
 #[utoipa::path(get, path = "/api/admin/metrics/reactivation", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, description = "The metrics", body = ReactivationMetricsView),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        AdminOnly,
     ))]
 async fn reactivation_metrics(on: OnBehalf) -> Result<Json<ReactivationMetricsView>, Problem> {
     on.caller.require_admin()?;
@@ -467,8 +466,7 @@ pub struct FailedWebhooks {
 #[utoipa::path(get, path = "/api/admin/webhooks/failed", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, description = "Unresolved failed webhooks, oldest first", body = FailedWebhooks),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        AdminOnly,
     ))]
 async fn failed_webhooks(on: OnBehalf) -> Result<Json<FailedWebhooks>, Problem> {
     on.caller.require_admin()?;
@@ -499,8 +497,7 @@ pub struct ReplayWebhooks {
     request_body(content = ReplayWebhooks, description = "Optional"),
     responses(
         (status = 200, description = "Each webhook replayed, resolved or failed again", body = FailedWebhooks),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        AdminOnly,
         (status = 404, description = "No such failed webhook", body = Problem, content_type = "application/problem+json"),
     ))]
 async fn replay_failed_webhooks(

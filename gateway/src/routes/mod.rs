@@ -10,10 +10,53 @@ pub mod reactivation;
 pub mod system;
 pub mod timeline;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use proto::identity::v1 as pb;
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::{
+    IntoResponses, ToSchema,
+    openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Response as Documented},
+};
+
+/// The media type of every refusal.
+pub(crate) const PROBLEM: &str = "application/problem+json";
+
+/// Problem responses, `(status, description)`, documented alike wherever
+/// a route may refuse the same way.
+pub(crate) fn problems(list: &[(&str, &str)]) -> BTreeMap<String, RefOr<Documented>> {
+    list.iter()
+        .map(|(status, description)| {
+            let problem = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("Problem")))
+                .build();
+            let response = ResponseBuilder::new()
+                .description(*description)
+                .content(PROBLEM, problem)
+                .build();
+            ((*status).to_owned(), RefOr::T(response))
+        })
+        .collect()
+}
+
+/// What a route for signed-in callers may answer besides its own: 401.
+pub(crate) struct SignedInOnly;
+
+impl IntoResponses for SignedInOnly {
+    fn responses() -> BTreeMap<String, RefOr<Documented>> {
+        problems(&[("401", "Not authenticated")])
+    }
+}
+
+/// What an admin's route may answer besides its own: 401 and 403.
+pub(crate) struct AdminOnly;
+
+impl IntoResponses for AdminOnly {
+    fn responses() -> BTreeMap<String, RefOr<Documented>> {
+        problems(&[("401", "Not authenticated"), ("403", "Not an admin")])
+    }
+}
 
 /// An account as the REST API shows it.
 #[derive(Debug, Serialize, ToSchema)]

@@ -8,11 +8,9 @@
 //! pages of the web app ([`crate::web::reactivation`]), listed here because
 //! the API document has always described them.
 
-use std::net::SocketAddr;
-
 use axum::{
     Extension, Json,
-    extract::{ConnectInfo, Query, State, rejection::QueryRejection},
+    extract::{Query, State, rejection::QueryRejection},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
@@ -24,7 +22,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{AccountChanged, User};
 use crate::{
     AppState,
-    extract::{Body, RequestId},
+    extract::{Body, ClientAddress, RequestId},
     problem::Problem,
     web::{
         self, PageError,
@@ -71,13 +69,11 @@ pub struct LinkRequested {
 async fn reactivate_user(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(client_address): ClientAddress,
     Body(body): Body<ReactivateUser>,
 ) -> Result<Response, Problem> {
     match (body.email, body.token) {
         (Some(email), None) => {
-            let client_address = state.client_address(&headers, peer);
             let request = state
                 .calls
                 .anonymous(&request_id, pb::RequestReactivationRequest { email, client_address });

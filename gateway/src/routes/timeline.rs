@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::time;
+use super::{AdminOnly, time};
 use crate::{AppState, extract::OnBehalf, problem::Problem};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -64,8 +64,7 @@ fn event(
     params(("id" = String, Path, description = "The user's id")),
     responses(
         (status = 200, description = "The timeline", body = Timeline),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        AdminOnly,
     ))]
 async fn timeline(on: OnBehalf, Path(id): Path<String>) -> Result<Json<Timeline>, Problem> {
     on.caller.require_admin()?;
@@ -158,8 +157,7 @@ pub struct Funnel {
 #[utoipa::path(get, path = "/api/admin/metrics/funnel", tag = "admin", security(("bearer" = [])),
     responses(
         (status = 200, description = "The counts so far", body = Funnel),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        AdminOnly,
     ))]
 async fn funnel(on: OnBehalf) -> Result<Json<Funnel>, Problem> {
     on.caller.require_admin()?;

@@ -1,11 +1,8 @@
 //! The start page, logging in and out, creating an account (seed 000's
 //! login with its reactivation prompt).
 
-use std::net::SocketAddr;
-
 use axum::{
     Extension,
-    extract::ConnectInfo,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
@@ -17,7 +14,11 @@ use super::{
     PageError, billing,
     session::{self, CheckedForm, Cookie, CsrfToken},
 };
-use crate::{AppState, extract::RequestId, problem::Problem};
+use crate::{
+    AppState,
+    extract::{ClientAddress, RequestId},
+    problem::Problem,
+};
 
 /// What an unknown email and a wrong password both read.
 const WRONG_CREDENTIALS: &str = "The email or password is incorrect.";
@@ -152,10 +153,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Visitor {
             .map_err(IntoResponse::into_response)?;
         let Ok(RequestId(request_id)) = RequestId::from_request_parts(parts, state).await;
         let Ok(CsrfToken(csrf)) = CsrfToken::from_request_parts(parts, state).await;
-        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        let client_address = app.client_address(&parts.headers, peer);
+        let ClientAddress(client_address) = ClientAddress::from_request_parts(parts, &app).await?;
         Ok(Self {
             state: app,
             request_id,

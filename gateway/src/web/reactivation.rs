@@ -7,11 +7,8 @@
 //! for the account's very next change, a reactivation, within minutes); any
 //! other browser is asked to log in, and then sees the welcome-back screen.
 
-use std::net::SocketAddr;
-
 use axum::{
     Extension,
-    extract::ConnectInfo,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
@@ -24,7 +21,12 @@ use super::{
     PageError, billing,
     session::{self, CheckedForm, Cookie, CsrfToken, SignedIn},
 };
-use crate::{AppState, extract::RequestId, problem::Problem, routes::reactivation::LINK_REQUESTED};
+use crate::{
+    AppState,
+    extract::{ClientAddress, RequestId},
+    problem::Problem,
+    routes::reactivation::LINK_REQUESTED,
+};
 
 /// Seconds a browser keeps the proof: identity-svc's proof lifetime.
 pub const PROOF_MAX_AGE: u64 = 30 * 60;
@@ -114,12 +116,10 @@ pub struct LinkRequest {
 pub async fn send_link(
     Extension(state): Extension<AppState>,
     RequestId(request_id): RequestId,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientAddress(client_address): ClientAddress,
     CsrfToken(csrf): CsrfToken,
     CheckedForm(form): CheckedForm<LinkRequest>,
 ) -> Result<Response, PageError> {
-    let client_address = state.client_address(&headers, peer);
     let request = state.calls.anonymous(
         &request_id,
         pb::RequestReactivationRequest {

@@ -17,7 +17,7 @@ use proto::license::v1 as pb;
 use serde::{Deserialize, Serialize};
 use utoipa::{
     IntoParams, IntoResponses, ToSchema,
-    openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, response::Response as Documented},
+    openapi::{RefOr, response::Response as Documented},
 };
 
 use super::{CustomerInfo, DENIED, KeyData, LicenseKey, customer_to_wire, key_type_from_name, time, unknown_key_type};
@@ -26,6 +26,7 @@ use crate::{
     downstream::LicenseClient,
     extract::{Body, OnBehalf, OptionalBody, QueryParams},
     problem::Problem,
+    routes::{AdminOnly, problems},
 };
 
 /// An admin's call about one key: the call, then which key ([`KeyInPath`],
@@ -91,23 +92,11 @@ pub(super) struct RefusedAboutAKey;
 
 impl IntoResponses for RefusedAboutAKey {
     fn responses() -> BTreeMap<String, RefOr<Documented>> {
-        [
+        problems(&[
             ("401", "Not authenticated"),
             ("403", "Not an admin"),
             ("404", "License key not found"),
-        ]
-        .into_iter()
-        .map(|(status, description)| {
-            let problem = ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("Problem")))
-                .build();
-            let response = ResponseBuilder::new()
-                .description(description)
-                .content(DENIED, problem)
-                .build();
-            (status.to_owned(), RefOr::T(response))
-        })
-        .collect()
+        ])
     }
 }
 
@@ -141,8 +130,7 @@ pub struct KeyPage {
     responses(
         (status = 200, description = "A page of keys", body = KeyPage),
         (status = 400, description = "A malformed filter or page token", body = Problem, content_type = DENIED),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = DENIED),
-        (status = 403, description = "Not an admin", body = Problem, content_type = DENIED),
+        AdminOnly,
     ))]
 pub(super) async fn list_keys(
     on: OnBehalf,
@@ -203,8 +191,7 @@ pub struct NewKey {
     responses(
         (status = 201, description = "The new key", body = KeyData),
         (status = 400, description = "A malformed field, or the customer's trial periods are used up (`TRIAL_LIMIT_REACHED`)", body = Problem, content_type = DENIED),
-        (status = 401, description = "Not authenticated", body = Problem, content_type = DENIED),
-        (status = 403, description = "Not an admin", body = Problem, content_type = DENIED),
+        AdminOnly,
     ))]
 pub(super) async fn create_key(on: OnBehalf, Body(new): Body<NewKey>) -> Result<(StatusCode, Json<KeyData>), Problem> {
     on.caller.require_admin()?;

@@ -2,11 +2,11 @@
 //! limited per client, and answered from the gateway's cache of recent
 //! validations when it can be trusted ([`crate::validation_cache`]).
 
-use std::{borrow::Cow, collections::BTreeMap, net::SocketAddr, sync::Arc};
+use std::{borrow::Cow, collections::BTreeMap, sync::Arc};
 
 use axum::{
     Json,
-    extract::{ConnectInfo, State},
+    extract::State,
     http::{HeaderMap, HeaderName, HeaderValue, Method},
     response::{IntoResponse, Response},
 };
@@ -23,7 +23,7 @@ use utoipa::ToSchema;
 use super::{DENIED, key_type_name, status_name, time};
 use crate::{
     AppState,
-    extract::{Body, RequestId},
+    extract::{Body, ClientAddress, RequestId},
     problem::Problem,
     validation_cache::{Cache, Lookup, Ticket},
 };
@@ -171,11 +171,11 @@ async fn ask(
 pub(super) async fn validate_key(
     State(state): State<AppState>,
     RequestId(request_id): RequestId,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(client): ClientAddress,
     headers: HeaderMap,
     Body(body): Body<KeyToValidate>,
 ) -> Result<Response, Problem> {
-    if !state.validate_limiter.allow(&state.client_address(&headers, peer)) {
+    if !state.validate_limiter.allow(&client) {
         return Err(Problem::rate_limited(
             "Too many license validations. Please wait a moment.",
             1,
